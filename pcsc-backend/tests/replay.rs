@@ -227,3 +227,42 @@ atr 3B9513810180 73FF01000B
         "a missing file is a device error, not a crash"
     );
 }
+
+#[test]
+fn piv_recorded_open_login_sign() {
+    let (check, tok) = replay("piv/open-login-sign.apdu");
+    assert_eq!(tok.profile_name(), "piv");
+    assert_eq!(tok.apdu_count(), 11);
+    let certs = find(&tok, CKO_CERTIFICATE);
+    assert_eq!(certs.len(), 2);
+    let labels: Vec<Vec<u8>> = certs
+        .iter()
+        .map(
+            |&c| match tok.get_attributes(&s(), c, &[CKA_LABEL]).unwrap().remove(0) {
+                token_api::AttrRead::Value(v) => v.to_vec(),
+                o => panic!("{o:?}"),
+            },
+        )
+        .collect();
+    assert!(labels.contains(&b"Certificate for PIV Authentication".to_vec()));
+    assert!(labels.contains(&b"Certificate for Digital Signature".to_vec()));
+    assert_eq!(
+        tok.login(UserType::User, Some(&Pin::new(b"000000")))
+            .unwrap_err()
+            .rv(),
+        CKR_PIN_INCORRECT
+    );
+    tok.login(UserType::User, Some(&Pin::new(b"123456")))
+        .unwrap();
+    let mut t = Template::new();
+    t.set_ulong(CKA_CLASS, CKO_PRIVATE_KEY);
+    t.set(CKA_ID, vec![1]);
+    let key = tok.find_objects(&s(), &t).unwrap()[0];
+    let mut op = tok
+        .sign_init(&s(), &Mechanism::new(CKM_SHA256_RSA_PKCS), key)
+        .unwrap();
+    let sig = op.sign(b"klyuch signs on the card").unwrap();
+    assert_eq!(sig.len(), 256);
+    assert_eq!(check.remaining(), 0);
+    assert_eq!(tok.apdu_count(), 11 + 2 + 3);
+}
