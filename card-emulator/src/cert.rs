@@ -5,6 +5,8 @@ use crate::tlv::der;
 /// What goes into a certificate.
 pub struct CertSpec<'a> {
     pub common_name: &'a str,
+    /// organizationName, placed before the common name when present.
+    pub organization: Option<&'a str>,
     pub serial: &'a [u8],
     /// DER SubjectPublicKeyInfo.
     pub spki: &'a [u8],
@@ -21,16 +23,18 @@ pub fn self_signed(
     spec: &CertSpec<'_>,
     sign: impl FnOnce(&[u8]) -> Result<Vec<u8>, crate::crypto::CryptoError>,
 ) -> Result<Vec<u8>, crate::crypto::CryptoError> {
-    let name = der::seq(&[
-        &der::set(&[&der::seq(&[
+    let mut rdns = Vec::new();
+    if let Some(o) = spec.organization {
+        rdns.push(der::set(&[&der::seq(&[
             &der::oid("2.5.4.10"), // id-at-organizationName (RFC 5280 App. A)
-            &der::utf8("Klyuch"),
-        ])]),
-        &der::set(&[&der::seq(&[
-            &der::oid("2.5.4.3"), // id-at-commonName
-            &der::utf8(spec.common_name),
-        ])]),
-    ]);
+            &der::utf8(o),
+        ])]));
+    }
+    rdns.push(der::set(&[&der::seq(&[
+        &der::oid("2.5.4.3"), // id-at-commonName
+        &der::utf8(spec.common_name),
+    ])]));
+    let name = der::seq(&rdns.iter().map(Vec::as_slice).collect::<Vec<_>>());
     // Fixed validity (UTCTime, RFC 5280 §4.1.2.5.1): deterministic, no clock needed.
     let validity = der::seq(&[
         &der::utc_time("240101000000Z"),

@@ -7,6 +7,7 @@
 pub mod apdu;
 pub mod cert;
 pub mod crypto;
+pub mod gost;
 pub mod gost_card;
 pub mod harness;
 pub mod piv;

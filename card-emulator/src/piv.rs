@@ -412,6 +412,7 @@ fn make_cert_for(slot: u8, k: &Priv) -> Result<Vec<u8>, crypto::CryptoError> {
             cert::self_signed(
                 &cert::CertSpec {
                     common_name: cn,
+                    organization: Some("Klyuch"),
                     serial: &serial,
                     spki: &r.spki(),
                     sig_alg: &sig_alg,
@@ -425,6 +426,7 @@ fn make_cert_for(slot: u8, k: &Priv) -> Result<Vec<u8>, crypto::CryptoError> {
             cert::self_signed(
                 &cert::CertSpec {
                     common_name: cn,
+                    organization: Some("Klyuch"),
                     serial: &serial,
                     spki: &e.spki(),
                     sig_alg: &sig_alg,
