@@ -367,3 +367,107 @@ fn harness_script_runs_a_command_with_the_card() {
     assert!(t.contains("Personal Identity Verification Card"), "{t}");
     assert!(state.path().join("card.toml").exists());
 }
+
+#[test]
+fn ecdh_on_9d_and_p384_signature_on_9e() {
+    let Some(module) = opensc_module().filter(|_| need(&["pkcs11-tool", "openssl"])) else {
+        return;
+    };
+    let Some(card) = start(&["--extra-keys"]) else {
+        return;
+    };
+    let d = tmpdir();
+    let p = |n: &str| d.path().join(n);
+    // ECDH: the card's 9D key with a fresh OpenSSL key; both sides get the same secret.
+    let o = run(Command::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+        ])
+        .arg(p("peer.pem")));
+    assert!(o.status.success());
+    let o = run(Command::new("openssl")
+        .args(["pkey", "-pubout", "-outform", "DER", "-in"])
+        .arg(p("peer.pem"))
+        .arg("-out")
+        .arg(p("peer.der")));
+    assert!(o.status.success());
+    let o = run(pkcs11_tool(&card, &module)
+        .args([
+            "--login",
+            "--pin",
+            "123456",
+            "--derive",
+            "-m",
+            "ECDH1-DERIVE",
+            "--id",
+            "03",
+        ])
+        .arg("--input-file")
+        .arg(p("peer.der"))
+        .arg("--output-file")
+        .arg(p("z-card.bin")));
+    assert!(o.status.success(), "{}", text(&o));
+    let o = run(pkcs11_tool(&card, &module)
+        .args(["--read-object", "--type", "cert", "--id", "03", "-o"])
+        .arg(p("c3.der")));
+    assert!(o.status.success());
+    let o = run(Command::new("openssl")
+        .args(["x509", "-inform", "DER", "-pubkey", "-noout", "-in"])
+        .arg(p("c3.der"))
+        .arg("-out")
+        .arg(p("p3.pem")));
+    assert!(o.status.success());
+    let o = run(Command::new("openssl")
+        .args(["pkeyutl", "-derive", "-inkey"])
+        .arg(p("peer.pem"))
+        .arg("-peerkey")
+        .arg(p("p3.pem"))
+        .arg("-out")
+        .arg(p("z-host.bin")));
+    assert!(o.status.success());
+    assert_eq!(
+        std::fs::read(p("z-card.bin")).unwrap(),
+        std::fs::read(p("z-host.bin")).unwrap()
+    );
+    // P-384 signature with 9E (card authentication key: no PIN policy on the card).
+    let msg = p("msg.txt");
+    std::fs::write(&msg, b"P-384 on the card authentication key\n").unwrap();
+    let o = run(pkcs11_tool(&card, &module)
+        .args([
+            "--login",
+            "--pin",
+            "123456",
+            "--sign",
+            "--id",
+            "04",
+            "-m",
+            "ECDSA-SHA384",
+        ])
+        .args(["--signature-format", "openssl", "-i"])
+        .arg(&msg)
+        .arg("-o")
+        .arg(p("s4.bin")));
+    assert!(o.status.success(), "{}", text(&o));
+    let o = run(pkcs11_tool(&card, &module)
+        .args(["--read-object", "--type", "cert", "--id", "04", "-o"])
+        .arg(p("c4.der")));
+    assert!(o.status.success());
+    let o = run(Command::new("openssl")
+        .args(["x509", "-inform", "DER", "-pubkey", "-noout", "-in"])
+        .arg(p("c4.der"))
+        .arg("-out")
+        .arg(p("p4.pem")));
+    assert!(o.status.success());
+    let o = run(Command::new("openssl")
+        .args(["dgst", "-sha384", "-verify"])
+        .arg(p("p4.pem"))
+        .arg("-signature")
+        .arg(p("s4.bin"))
+        .arg(&msg));
+    assert!(text(&o).contains("Verified OK"), "{}", text(&o));
+}
