@@ -244,6 +244,23 @@ fn ecdsa_der(raw: &[u8]) -> Vec<u8> {
     o
 }
 
+/// Wait for an event on `slot`, ignoring events of other readers (other tests may be using
+/// "Virtual PCD 00 00" at the same time).
+fn wait_for(src: &PcscSource, slot: u64, timeout: Duration) -> Option<u64> {
+    let t0 = Instant::now();
+    while t0.elapsed() < timeout {
+        match src
+            .wait_event(timeout.saturating_sub(t0.elapsed()))
+            .unwrap()
+        {
+            Some(s) if s == slot => return Some(s),
+            Some(_) => continue,
+            None => return None,
+        }
+    }
+    None
+}
+
 fn open_token(src: &PcscSource) -> (u64, Arc<dyn Token>) {
     let slot = src.slot_of(&reader_name()).expect("reader slot");
     (slot, src.token(slot).expect("token"))
@@ -351,7 +368,9 @@ fn piv_list_login_sign_verify_and_apdu_counts() {
         .unwrap();
     assert!(op.needs_context_login());
     op.context_login(Some(&Pin::new(b"123456"))).unwrap();
+    let n0 = src.apdu_count();
     let sig = op.sign(&data).unwrap();
+    let ec_sig = src.apdu_count() - n0;
     assert_eq!(sig.len(), 64);
     openssl_verify(&cert, &ecdsa_der(&sig), &data, "-sha256", dir.path());
     // without the context login the card refuses and we say so
@@ -363,7 +382,8 @@ fn piv_list_login_sign_verify_and_apdu_counts() {
     eprintln!(
         "APDU counts (Klyuch, emulated PIV): module start with a card present = {start}, \
          C_FindObjects of all {} objects = {find_apdus}, login = {login_apdus}, \
-         one signature = {one_sig}, ten signatures = {ten_sigs}",
+         one signature = {one_sig}, ten signatures = {ten_sigs}, \
+         ECDSA on 9C with its context login = {ec_sig}",
         all.len()
     );
     tok.logout().unwrap();
@@ -430,12 +450,12 @@ fn removal_mid_session_events_and_reinsertion() {
     };
     let src = PcscSource::new(&Config::default()).unwrap();
     let slot = src.slot_of(&reader_name()).expect("slot");
-    assert_eq!(src.wait_event(Duration::ZERO).unwrap(), None);
+    assert_eq!(wait_for(&src, slot, Duration::ZERO), None);
     if let Err(why) = env.insert("piv", &[]) {
         skip!("{why}");
     }
     assert_eq!(
-        src.wait_event(Duration::from_secs(5)).unwrap(),
+        wait_for(&src, slot, Duration::from_secs(5)),
         Some(slot),
         "insertion event"
     );
@@ -459,7 +479,7 @@ fn removal_mid_session_events_and_reinsertion() {
     );
     assert!(!tok.alive());
     assert_eq!(
-        src.wait_event(Duration::from_secs(5)).unwrap(),
+        wait_for(&src, slot, Duration::from_secs(5)),
         Some(slot),
         "removal event"
     );
@@ -475,7 +495,7 @@ fn removal_mid_session_events_and_reinsertion() {
     );
     // re-insertion: a new, working token
     env.insert("piv", &[]).unwrap();
-    assert_eq!(src.wait_event(Duration::from_secs(5)).unwrap(), Some(slot));
+    assert_eq!(wait_for(&src, slot, Duration::from_secs(5)), Some(slot));
     let tok2 = src.token(slot).unwrap();
     assert!(tok2.alive());
     assert_eq!(tok2.login_state(), None);
@@ -596,4 +616,39 @@ fn piv_key_generation_and_certificate_write() {
     let k = tok.derive_key(&session(), &m, privk, &t).unwrap();
     assert_eq!(attr(tok.as_ref(), k, CKA_VALUE).len(), 32);
     tok.session_closed(1);
+}
+
+#[test]
+fn gost_token_list_login_sign() {
+    let mut env = match Env::new() {
+        Ok(e) => e,
+        Err(why) => skip!("{why}"),
+    };
+    if let Err(why) = env.insert("gost", &[]) {
+        skip!("the emulator has no working gost profile yet: {why}");
+    }
+    let src = PcscSource::new(&Config::default()).unwrap();
+    let (slot, tok) = open_token(&src);
+    assert_eq!(src.card_token(slot).unwrap().profile_name(), "gost");
+    assert_eq!(find(tok.as_ref(), CKO_CERTIFICATE).len(), 1);
+    assert_eq!(find(tok.as_ref(), CKO_PUBLIC_KEY).len(), 1);
+    assert_eq!(
+        tok.login(UserType::User, Some(&Pin::new(b"00000000")))
+            .unwrap_err()
+            .rv(),
+        CKR_PIN_INCORRECT
+    );
+    tok.login(UserType::User, Some(&Pin::new(b"12345678")))
+        .unwrap();
+    let key = by_id(tok.as_ref(), CKO_PRIVATE_KEY, 1);
+    let mut op = tok
+        .sign_init(
+            &session(),
+            &Mechanism::new(token_api::ck::CKM_GOSTR3410_WITH_GOSTR3411_12_256),
+            key,
+        )
+        .unwrap();
+    op.update(b"klyuch ").unwrap();
+    op.update(b"GOST").unwrap();
+    assert_eq!(op.finish().unwrap().len(), 64);
 }
