@@ -1,0 +1,451 @@
+//! `klyuch import`: keys and certificates from files into a token.
+//!
+//! Files are read by [`crate::input`] (PEM, DER, PKCS#8, PKCS#12); key and certificate
+//! attributes come from `klyuch_crypto` (`pkcs8::private_key_attributes`,
+//! `pkcs8::public_from_private`, `x509::certificate_attributes`, `x509::public_key_attributes`);
+//! objects are created through PKCS#11 like any application would.
+
+use crate::attrs::{HexId, intrinsic_id, parse_hex_id, template_to_cryptoki};
+use crate::ctx::{Ctx, TokenSelector};
+use crate::describe;
+use crate::error::{CliError, Result};
+use crate::input::{self, Format};
+use crate::pin::{PassphraseArgs, UserPinArgs};
+use clap::Args;
+use cryptoki::object::{Attribute, ObjectClass, ObjectHandle};
+use cryptoki::session::{Session, UserType};
+use cryptoki_sys::*;
+use secrecy::SecretString;
+use std::path::{Path, PathBuf};
+use token_api::Template;
+
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    /// The file: a certificate, private key, public key or PKCS#12 file
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Label (CKA_LABEL) of the new objects [default: the PKCS#12 friendly name, else the
+    /// certificate's CN, else the file name]
+    #[arg(long, value_name = "LABEL")]
+    pub label: Option<String>,
+    /// ID (CKA_ID, hex) of the new objects [default: SHA-1 of the public key, as OpenSC does]
+    #[arg(long, value_name = "HEX", value_parser = parse_hex_id)]
+    pub id: Option<HexId>,
+    /// The file format [default: detected]
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub format: Option<Format>,
+    #[command(flatten)]
+    pub passphrase: PassphraseArgs,
+    #[command(flatten)]
+    pub pin: UserPinArgs,
+}
+
+/// One object to create.
+struct NewObject {
+    /// "privkey", "pubkey", "cert" for messages.
+    kind: &'static str,
+    class: CK_OBJECT_CLASS,
+    template: Template,
+    /// Attributes the token may not know (PKCS#11 3.0 ones): dropped and retried on
+    /// CKR_ATTRIBUTE_TYPE_INVALID.
+    optional: &'static [CK_ATTRIBUTE_TYPE],
+    label: String,
+    id: Vec<u8>,
+    summary: String,
+}
+
+fn crypto_err(what: &str) -> impl Fn(token_api::Error) -> CliError + '_ {
+    move |e| {
+        let detail = e.detail();
+        CliError::new(if detail.is_empty() {
+            format!("{what} ({})", crate::error::ckr_name(e.rv()))
+        } else {
+            format!("{what}: {detail}")
+        })
+    }
+}
+
+/// Usage flags by key type, for a private and a public key.
+fn usage(kt: CK_KEY_TYPE, private: bool) -> Vec<(CK_ATTRIBUTE_TYPE, bool)> {
+    match (kt, private) {
+        (CKK_RSA, true) => vec![(CKA_SIGN, true), (CKA_DECRYPT, true), (CKA_UNWRAP, true)],
+        (CKK_RSA, false) => vec![(CKA_VERIFY, true), (CKA_ENCRYPT, true), (CKA_WRAP, true)],
+        (CKK_EC, true) => vec![(CKA_SIGN, true), (CKA_DERIVE, true)],
+        (CKK_EC_MONTGOMERY, true) => vec![(CKA_DERIVE, true)],
+        (CKK_EC_MONTGOMERY, false) => vec![],
+        (CKK_GOSTR3410, true) | (describe::CKK_GOSTR3410_512, true) => {
+            vec![(CKA_SIGN, true), (CKA_DERIVE, true)]
+        }
+        (_, true) => vec![(CKA_SIGN, true)],
+        (_, false) => vec![(CKA_VERIFY, true)],
+    }
+}
+
+fn key_summary(public: &Template) -> String {
+    let kt = public.get_ulong(CKA_KEY_TYPE).ok().flatten();
+    match kt {
+        Some(CKK_RSA) => format!(
+            "RSA {}",
+            describe::bit_len(public.get(CKA_MODULUS).unwrap_or_default())
+        ),
+        Some(CKK_EC) => format!(
+            "EC {}",
+            describe::ec_params_name(public.get(CKA_EC_PARAMS).unwrap_or_default())
+        ),
+        Some(CKK_EC_EDWARDS) | Some(CKK_EC_MONTGOMERY) => {
+            describe::ec_params_name(public.get(CKA_EC_PARAMS).unwrap_or_default())
+        }
+        Some(CKK_GOSTR3410) | Some(describe::CKK_GOSTR3410_512) => {
+            let name = describe::key_type_name(kt.unwrap_or_default());
+            match public.get(CKA_GOSTR3410_PARAMS) {
+                Some(p) => format!("{name} {}", describe::gost_params_name(p)),
+                None => name,
+            }
+        }
+        Some(other) => describe::key_type_name(other),
+        None => "key".into(),
+    }
+}
+
+fn file_stem(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "imported".into())
+}
+
+/// What the file holds, turned into PKCS#11 objects (nothing created yet).
+fn plan(a: &ImportArgs, contents: input::Contents) -> Result<Vec<NewObject>> {
+    if contents.keys.len() > 1 && a.id.is_some() {
+        return Err(CliError::usage(format!(
+            "the file has {} private keys; --id would give them all the same ID",
+            contents.keys.len()
+        )));
+    }
+    // Certificates: attributes and the ID of their public key.
+    struct Cert {
+        der: Vec<u8>,
+        attrs: Template,
+        key_id: Option<Vec<u8>>,
+        name: Option<String>,
+        local_key_id: Option<Vec<u8>>,
+        used: bool,
+    }
+    let mut certs = Vec::new();
+    for c in contents.certs {
+        let attrs = klyuch_crypto::x509::certificate_attributes(&c.der)
+            .map_err(crypto_err("cannot read the certificate"))?;
+        let key_id = attrs
+            .get(CKA_PUBLIC_KEY_INFO)
+            .and_then(|spki| klyuch_crypto::x509::public_key_attributes(spki).ok())
+            .and_then(|t| intrinsic_id(&t));
+        certs.push(Cert {
+            der: c.der,
+            attrs,
+            key_id,
+            name: c.name,
+            local_key_id: c.local_key_id,
+            used: false,
+        });
+    }
+
+    let mut objects = Vec::new();
+    for k in &contents.keys {
+        let mut private = klyuch_crypto::pkcs8::private_key_attributes(&k.pkcs8)
+            .map_err(crypto_err("cannot read the private key"))?;
+        let mut public = klyuch_crypto::pkcs8::public_from_private(&private)
+            .map_err(crypto_err("cannot derive the public key"))?;
+        let key_id = intrinsic_id(&public)
+            .or_else(|| intrinsic_id(&private))
+            .ok_or_else(|| CliError::new("cannot compute the key's ID; give one with --id"))?;
+        // Its certificates: same public key, or the same PKCS#12 localKeyId.
+        let matching: Vec<usize> = certs
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| {
+                c.key_id.as_ref() == Some(&key_id)
+                    || (k.local_key_id.is_some() && c.local_key_id == k.local_key_id)
+            })
+            .map(|(i, _)| i)
+            .collect();
+        let label = a
+            .label
+            .clone()
+            .or_else(|| k.name.clone())
+            .or_else(|| matching.iter().find_map(|i| certs[*i].name.clone()))
+            .or_else(|| {
+                matching
+                    .iter()
+                    .find_map(|i| describe::cert_common_name(&certs[*i].der))
+            })
+            .unwrap_or_else(|| file_stem(&a.file));
+        let id = a.id.as_ref().map(|i| i.0.clone()).unwrap_or(key_id);
+        let subject = matching
+            .first()
+            .and_then(|i| certs[*i].attrs.get(CKA_SUBJECT).map(<[u8]>::to_vec));
+        let summary = key_summary(&public);
+        let kt = private
+            .get_ulong(CKA_KEY_TYPE)
+            .ok()
+            .flatten()
+            .unwrap_or(CK_UNAVAILABLE_INFORMATION);
+
+        private.set_ulong(CKA_CLASS, CKO_PRIVATE_KEY);
+        private.set_bool(CKA_TOKEN, true);
+        private.set_bool(CKA_PRIVATE, true);
+        private.set_bool(CKA_SENSITIVE, true);
+        private.set_bool(CKA_EXTRACTABLE, false);
+        for (ty, v) in usage(kt, true) {
+            private.set_bool(ty, v);
+        }
+        public.set_ulong(CKA_CLASS, CKO_PUBLIC_KEY);
+        public.set_bool(CKA_TOKEN, true);
+        public.set_bool(CKA_PRIVATE, false);
+        for (ty, v) in usage(kt, false) {
+            public.set_bool(ty, v);
+        }
+        for t in [&mut private, &mut public] {
+            t.set(CKA_LABEL, label.as_bytes().to_vec());
+            t.set(CKA_ID, id.clone());
+            if let Some(s) = &subject {
+                t.set(CKA_SUBJECT, s.clone());
+            }
+        }
+        objects.push(NewObject {
+            kind: "privkey",
+            class: CKO_PRIVATE_KEY,
+            template: private,
+            optional: &[CKA_PUBLIC_KEY_INFO, CKA_SUBJECT],
+            label: label.clone(),
+            id: id.clone(),
+            summary: summary.clone(),
+        });
+        objects.push(NewObject {
+            kind: "pubkey",
+            class: CKO_PUBLIC_KEY,
+            template: public,
+            optional: &[CKA_PUBLIC_KEY_INFO, CKA_SUBJECT],
+            label: label.clone(),
+            id: id.clone(),
+            summary,
+        });
+        for i in matching {
+            certs[i].used = true;
+            objects.push(cert_object(&certs[i].der, &certs[i].attrs, &label, &id)?);
+        }
+    }
+
+    // Certificates without a key in this file (a lone certificate, or CA certificates).
+    let lone: Vec<&Cert> = certs.iter().filter(|c| !c.used).collect();
+    let no_keys = contents.keys.is_empty();
+    if no_keys && lone.len() > 1 && a.id.is_some() {
+        return Err(CliError::usage(format!(
+            "the file has {} certificates and no key; --id would give them all the same ID",
+            lone.len()
+        )));
+    }
+    for c in lone {
+        let label = (if no_keys { a.label.clone() } else { None })
+            .or_else(|| c.name.clone())
+            .or_else(|| describe::cert_common_name(&c.der))
+            .unwrap_or_else(|| file_stem(&a.file));
+        let id = (if no_keys {
+            a.id.as_ref().map(|i| i.0.clone())
+        } else {
+            None
+        })
+        .or_else(|| c.key_id.clone())
+        .ok_or_else(|| {
+            CliError::new("cannot compute the certificate's key ID; give one with --id")
+        })?;
+        objects.push(cert_object(&c.der, &c.attrs, &label, &id)?);
+    }
+
+    // Lone public keys.
+    for spki in &contents.public_keys {
+        let mut public = klyuch_crypto::x509::public_key_attributes(spki)
+            .map_err(crypto_err("cannot read the public key"))?;
+        let key_id = intrinsic_id(&public);
+        let id =
+            a.id.as_ref()
+                .map(|i| i.0.clone())
+                .or(key_id)
+                .ok_or_else(|| CliError::new("cannot compute the key's ID; give one with --id"))?;
+        let label = a.label.clone().unwrap_or_else(|| file_stem(&a.file));
+        let kt = public
+            .get_ulong(CKA_KEY_TYPE)
+            .ok()
+            .flatten()
+            .unwrap_or(CK_UNAVAILABLE_INFORMATION);
+        let summary = key_summary(&public);
+        public.set_ulong(CKA_CLASS, CKO_PUBLIC_KEY);
+        public.set_bool(CKA_TOKEN, true);
+        public.set_bool(CKA_PRIVATE, false);
+        for (ty, v) in usage(kt, false) {
+            public.set_bool(ty, v);
+        }
+        public.set(CKA_LABEL, label.as_bytes().to_vec());
+        public.set(CKA_ID, id.clone());
+        objects.push(NewObject {
+            kind: "pubkey",
+            class: CKO_PUBLIC_KEY,
+            template: public,
+            optional: &[CKA_PUBLIC_KEY_INFO],
+            label,
+            id,
+            summary,
+        });
+    }
+    Ok(objects)
+}
+
+fn cert_object(der: &[u8], attrs: &Template, label: &str, id: &[u8]) -> Result<NewObject> {
+    let mut t = attrs.clone();
+    t.set(CKA_CLASS, CKO_CERTIFICATE.to_ne_bytes().to_vec());
+    t.set_ulong(CKA_CERTIFICATE_TYPE, CKC_X_509);
+    t.set(CKA_VALUE, der.to_vec());
+    t.set_bool(CKA_TOKEN, true);
+    t.set_bool(CKA_PRIVATE, false);
+    t.set(CKA_LABEL, label.as_bytes().to_vec());
+    t.set(CKA_ID, id.to_vec());
+    let summary = describe::cert_summary(der)
+        .map(|c| format!("X.509, subject {}", c.subject))
+        .unwrap_or_else(|| "X.509".into());
+    Ok(NewObject {
+        kind: "cert",
+        class: CKO_CERTIFICATE,
+        template: t,
+        optional: &[
+            CKA_PUBLIC_KEY_INFO,
+            CKA_START_DATE,
+            CKA_END_DATE,
+            CKA_HASH_OF_SUBJECT_PUBLIC_KEY,
+            CKA_HASH_OF_ISSUER_PUBLIC_KEY,
+        ],
+        label: label.to_string(),
+        id: id.to_vec(),
+        summary,
+    })
+}
+
+/// Create an object; a module that does not know an optional (newer) attribute gets the
+/// template without it.
+fn create(session: &Session, obj: &NewObject) -> Result<ObjectHandle> {
+    let mut template = obj.template.clone();
+    loop {
+        let attrs = template_to_cryptoki(&template)?;
+        match session.create_object(&attrs) {
+            Ok(h) => return Ok(h),
+            Err(e) => {
+                let err = CliError::from(e);
+                let droppable = obj
+                    .optional
+                    .iter()
+                    .copied()
+                    .find(|ty| template.contains(*ty));
+                match droppable {
+                    Some(ty) if err.is_rv(CKR_ATTRIBUTE_TYPE_INVALID) => {
+                        template.remove(ty);
+                    }
+                    _ => return Err(err),
+                }
+            }
+        }
+    }
+}
+
+fn class_of(c: CK_OBJECT_CLASS) -> ObjectClass {
+    match c {
+        CKO_PRIVATE_KEY => ObjectClass::PRIVATE_KEY,
+        CKO_PUBLIC_KEY => ObjectClass::PUBLIC_KEY,
+        _ => ObjectClass::CERTIFICATE,
+    }
+}
+
+pub fn run(module: Option<&Path>, sel: &TokenSelector, a: &ImportArgs) -> Result<()> {
+    let bytes = zeroize::Zeroizing::new(
+        std::fs::read(&a.file)
+            .map_err(|e| CliError::new(format!("cannot read {}: {e}", a.file.display())))?,
+    );
+    let source = a.passphrase.source();
+    let mut cached: Option<SecretString> = None;
+    let mut passphrase = || -> Result<SecretString> {
+        if let Some(p) = &cached {
+            return Ok(p.clone());
+        }
+        let p = source.get()?;
+        cached = Some(p.clone());
+        Ok(p)
+    };
+    let contents =
+        input::read(&bytes, a.format, &mut passphrase).map_err(|e| e.context(a.file.display()))?;
+    for n in &contents.notes {
+        eprintln!("note: {n}");
+    }
+    if contents.is_empty() {
+        return Err(CliError::new(format!(
+            "{}: nothing to import",
+            a.file.display()
+        )));
+    }
+    let kind = contents.kind;
+    let objects = plan(a, contents).map_err(|e| e.context(a.file.display()))?;
+
+    let ctx = Ctx::open(module)?;
+    let (slot, info) = ctx.select(sel)?;
+    let session = ctx.open_session(slot, true)?;
+    let pin = ctx.user_pin_for(&info, &a.pin.source())?;
+    ctx.login(&session, slot, UserType::User, pin.as_ref())?;
+
+    // Refuse to make a second object of a class with an ID that is already there.
+    for o in &objects {
+        let found = session.find_objects(&[
+            Attribute::Class(class_of(o.class)),
+            Attribute::Id(o.id.clone()),
+        ])?;
+        if !found.is_empty() {
+            return Err(CliError::new(format!(
+                "the token already has a {} with ID {}; delete it first (klyuch delete --id {} \
+                 --class {}) or import with another --id",
+                o.kind,
+                hex::encode(&o.id),
+                hex::encode(&o.id),
+                o.kind
+            )));
+        }
+    }
+
+    let mut created: Vec<ObjectHandle> = Vec::new();
+    for o in &objects {
+        match create(&session, o) {
+            Ok(h) => created.push(h),
+            Err(e) => {
+                // All or nothing: remove what this run created.
+                for h in created.iter().rev() {
+                    let _ = session.destroy_object(*h);
+                }
+                return Err(e.context(format!(
+                    "creating the {} \"{}\" ({}); nothing was imported",
+                    o.kind, o.label, o.summary
+                )));
+            }
+        }
+    }
+    let _ = session.logout();
+    let label = crate::cmd::trim_label(info.label());
+    for o in &objects {
+        println!(
+            "Imported {} \"{}\" id {} ({})",
+            o.kind,
+            o.label,
+            hex::encode(&o.id),
+            o.summary
+        );
+    }
+    println!(
+        "{} object(s) from {} ({kind}) into token \"{label}\" (slot {}).",
+        objects.len(),
+        a.file.display(),
+        slot.id()
+    );
+    Ok(())
+}
