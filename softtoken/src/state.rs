@@ -1,0 +1,586 @@
+//! The in-memory state of one initialised token and its synchronisation with the files:
+//! staleness checks, reading other processes' records, writing our own, compaction.
+
+use crate::format::{self, Meta, OP_DELETE, OP_MARK, OP_PUT, Opened, SealedRecord};
+use crate::objects::{Obj, Table};
+use crate::seal::{Aead, SecretKey};
+use crate::store::{self, Change, FileLock, Log, Stamp, TokenPaths};
+use std::collections::HashMap;
+use std::fs::File;
+use std::sync::Arc;
+use token_api::ck::*;
+use token_api::{Error, ObjectId, Result, Template, UserType};
+
+/// Compact the log when it holds more than this many bytes of superseded records and more
+/// superseded than live bytes.
+pub const COMPACT_MIN_DEAD: u64 = 1 << 20;
+
+/// Sequence numbers (and so token object ids) stay below this.
+const MAX_SEQ: u64 = crate::objects::SESSION_ID_BASE - 1;
+
+/// What a write does to one object.
+pub enum Pending {
+    /// A new token object; its id is the sequence number of its record.
+    New {
+        private: bool,
+        attrs: Template,
+    },
+    /// A new version of a token object.
+    Update {
+        id: ObjectId,
+        attrs: Template,
+    },
+    Delete {
+        id: ObjectId,
+    },
+}
+
+pub struct Ready {
+    pub paths: TokenPaths,
+    lock: Arc<File>,
+    pub meta: Meta,
+    meta_stamp: Stamp,
+    pub_aead: Aead,
+    /// The token key while someone is logged in (the user, or the SO for `C_InitPIN`).
+    tok: Option<(SecretKey, Aead)>,
+    pub login: Option<UserType>,
+    /// The object log, once read (lazily, at the first object call).
+    log: Option<Log>,
+    pub objects: Table,
+    /// Deleted token objects: id → sequence number of the deletion.
+    tombstones: HashMap<ObjectId, u64>,
+    last_seq: u64,
+    live_bytes: u64,
+    /// Compaction threshold (tests lower it).
+    pub compact_min_dead: u64,
+}
+
+impl Ready {
+    /// Open an initialised token folder (reads the metadata only).
+    pub fn open(paths: TokenPaths) -> Result<Ready> {
+        let lock = Arc::new(store::open_lock_file(&paths.lock())?);
+        let (meta, meta_stamp) = paths.read_meta()?;
+        Ok(Ready {
+            pub_aead: Aead::new(&meta.k_pub),
+            last_seq: meta.seq_base,
+            paths,
+            lock,
+            meta,
+            meta_stamp,
+            tok: None,
+            login: None,
+            log: None,
+            objects: Table::default(),
+            tombstones: HashMap::new(),
+            live_bytes: 0,
+            compact_min_dead: COMPACT_MIN_DEAD,
+        })
+    }
+
+    pub fn lock_handle(&self) -> Arc<File> {
+        self.lock.clone()
+    }
+
+    /// The key for private records, when the user is logged in.
+    fn user_aead(&self) -> Option<&Aead> {
+        match (self.login, &self.tok) {
+            (Some(UserType::User), Some((_, a))) => Some(a),
+            _ => None,
+        }
+    }
+
+    pub fn token_key(&self) -> Option<&SecretKey> {
+        self.tok.as_ref().map(|(k, _)| k)
+    }
+
+    /// Log in with the token key (already verified against a PIN).
+    pub fn set_login(&mut self, who: UserType, key: SecretKey) {
+        let aead = Aead::new(&key);
+        self.tok = Some((key, aead));
+        self.login = Some(who);
+        if who == UserType::User {
+            self.reveal_private();
+        }
+    }
+
+    /// End the login: forget the token key and every private plaintext; private session
+    /// objects go away.
+    pub fn logout(&mut self) {
+        self.login = None;
+        self.tok = None;
+        let ids: Vec<ObjectId> = self
+            .objects
+            .iter()
+            .filter(|(_, o)| o.private)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            let session = self.objects.get(id).is_some_and(|o| !o.is_token());
+            if session {
+                self.objects.remove(id);
+            } else {
+                self.objects.conceal(id);
+            }
+        }
+    }
+
+    /// Decrypt the private token objects (user login).
+    fn reveal_private(&mut self) {
+        let Some(aead) = self.user_aead() else { return };
+        let uuid = self.meta.uuid;
+        let mut opened = Vec::new();
+        let mut damaged = Vec::new();
+        for (id, o) in self.objects.iter() {
+            if o.attrs.is_some() {
+                continue;
+            }
+            if let Some(rec) = &o.record {
+                match rec.open(aead, &uuid) {
+                    Some(Opened::Put(attrs)) => opened.push((*id, attrs)),
+                    _ => damaged.push(*id),
+                }
+            }
+        }
+        for (id, attrs) in opened {
+            self.objects.reveal(id, attrs);
+        }
+        for id in damaged {
+            log::error!(
+                "{}: private object {id} does not authenticate (damaged); skipped",
+                self.paths.dir.display()
+            );
+            self.drop_token_object(id);
+        }
+    }
+
+    // ------------------------------------------------------------------ staleness
+
+    /// Bring the metadata and (if read) the object log up to date with the files: one `stat` each
+    /// when nothing changed.
+    pub fn sync(&mut self) -> Result<()> {
+        self.sync_meta()?;
+        if let Some(log) = &self.log {
+            match log.check()? {
+                Change::None => {}
+                Change::Grown => {
+                    let lock = self.lock_handle();
+                    let _g = FileLock::shared(&lock)?;
+                    self.catch_up()?;
+                }
+                Change::Replaced => {
+                    let lock = self.lock_handle();
+                    let _g = FileLock::shared(&lock)?;
+                    self.reload_log()?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn sync_meta(&mut self) -> Result<()> {
+        match Stamp::path(&self.paths.meta())? {
+            Some(s) if s == self.meta_stamp => Ok(()),
+            None => Err(Error::with(
+                CKR_DEVICE_ERROR,
+                format!("{}: the token metadata is gone", self.paths.dir.display()),
+            )),
+            Some(_) => self.reload_meta(),
+        }
+    }
+
+    /// Read the metadata file again (after a change seen by `stat`, or under the exclusive lock
+    /// before changing it).
+    pub fn reload_meta(&mut self) -> Result<()> {
+        let (meta, stamp) = self.paths.read_meta()?;
+        if meta.uuid != self.meta.uuid {
+            log::info!(
+                "{}: the token was re-initialised by another process",
+                self.paths.dir.display()
+            );
+            self.reset(meta, stamp);
+        } else {
+            self.pub_aead = Aead::new(&meta.k_pub);
+            self.meta = meta;
+            self.meta_stamp = stamp;
+        }
+        Ok(())
+    }
+
+    /// Forget everything of the old incarnation (after a re-initialisation).
+    pub fn reset(&mut self, meta: Meta, stamp: Stamp) {
+        self.pub_aead = Aead::new(&meta.k_pub);
+        self.last_seq = meta.seq_base;
+        self.meta = meta;
+        self.meta_stamp = stamp;
+        self.tok = None;
+        self.login = None;
+        self.log = None;
+        self.objects = Table::default();
+        self.tombstones.clear();
+        self.live_bytes = 0;
+    }
+
+    /// Read the object log if it has not been read yet.
+    pub fn ensure_loaded(&mut self) -> Result<()> {
+        if self.log.is_some() {
+            return Ok(());
+        }
+        let lock = self.lock_handle();
+        let _g = FileLock::shared(&lock)?;
+        self.reload_log()
+    }
+
+    /// (Re)read the whole log (first use, or another process compacted it). Objects whose
+    /// record did not change keep their decrypted attributes.
+    fn reload_log(&mut self) -> Result<()> {
+        let path = self.paths.log(&self.meta.uuid);
+        self.log = Some(Log::open(path, true)?);
+        let before: Vec<ObjectId> = self
+            .objects
+            .iter()
+            .filter(|(_, o)| o.is_token())
+            .map(|(id, _)| *id)
+            .collect();
+        let seen = self.catch_up()?;
+        for id in before {
+            if !seen.contains_key(&id) {
+                // Gone from the compacted log: deleted by another process.
+                self.drop_token_object(id);
+            }
+        }
+        Ok(())
+    }
+
+    /// Read and apply what was appended since the last read (a lock is held by the caller).
+    /// Returns the ids of the objects whose records were seen.
+    fn catch_up(&mut self) -> Result<HashMap<ObjectId, u64>> {
+        let Some(log) = self.log.as_mut() else {
+            return Ok(HashMap::new());
+        };
+        let new = log.read_new()?;
+        let scan = format::scan(&new.bytes);
+        let base = log.valid_end;
+        let valid = scan.valid_end(new.bytes.len());
+        let path = log.path.clone();
+        for (a, b) in &scan.damaged {
+            log::error!(
+                "{}: bytes {}..{} are damaged and were skipped",
+                path.display(),
+                base + *a as u64,
+                base + *b as u64
+            );
+        }
+        if let Some(t) = scan
+            .tail
+            .filter(|t| log.warned_tail != Some(base + *t as u64))
+        {
+            log.warned_tail = Some(base + t as u64);
+            log::warn!(
+                "{}: {} bytes at the end hold no intact record (an interrupted write or damage)",
+                path.display(),
+                new.bytes.len() - t
+            );
+        }
+        log.consumed(valid);
+        let mut seen = HashMap::new();
+        for f in &scan.frames {
+            if f.kind != format::KIND_RECORDS {
+                log::error!("{}: unexpected frame kind {}", path.display(), f.kind);
+                continue;
+            }
+            let Some(records) = format::decode_records(f.body) else {
+                log::error!(
+                    "{}: a record frame at {} does not decode; skipped",
+                    path.display(),
+                    base + f.offset as u64
+                );
+                continue;
+            };
+            for r in records {
+                seen.insert(r.id, r.seq);
+                self.apply(r);
+            }
+        }
+        Ok(seen)
+    }
+
+    fn drop_token_object(&mut self, id: ObjectId) {
+        if let Some(o) = self.objects.remove(id)
+            && let Some(r) = &o.record
+        {
+            self.live_bytes = self.live_bytes.saturating_sub(r.size() as u64);
+        }
+    }
+
+    /// Apply one record read from the log.
+    fn apply(&mut self, r: SealedRecord) {
+        if r.seq > MAX_SEQ || r.id > MAX_SEQ || r.seq < r.id {
+            log::error!(
+                "{}: a record with impossible numbers; skipped",
+                self.paths.dir.display()
+            );
+            return;
+        }
+        let uuid = self.meta.uuid;
+        match r.op {
+            OP_MARK | OP_DELETE => {
+                if !matches!(r.open(&self.pub_aead, &uuid), Some(Opened::Header)) {
+                    log::error!(
+                        "{}: a record does not authenticate (damaged or foreign); skipped",
+                        self.paths.dir.display()
+                    );
+                    return;
+                }
+                self.last_seq = self.last_seq.max(r.seq);
+                if r.op == OP_DELETE {
+                    if self.objects.get(r.id).is_some_and(|o| o.seq() < r.seq) {
+                        self.drop_token_object(r.id);
+                    }
+                    let t = self.tombstones.entry(r.id).or_insert(0);
+                    *t = (*t).max(r.seq);
+                }
+            }
+            OP_PUT => {
+                if self.tombstones.get(&r.id).is_some_and(|&t| t >= r.seq)
+                    || self.objects.get(r.id).is_some_and(|o| o.seq() >= r.seq)
+                {
+                    return; // superseded
+                }
+                let key = if r.private {
+                    self.user_aead()
+                } else {
+                    Some(&self.pub_aead)
+                };
+                let attrs = match key {
+                    Some(k) => match r.open(k, &uuid) {
+                        Some(Opened::Put(a)) => Some(a),
+                        _ => {
+                            log::error!(
+                                "{}: object {} (version {}) does not authenticate (damaged or \
+                                 foreign); skipped",
+                                self.paths.dir.display(),
+                                r.id,
+                                r.seq
+                            );
+                            return;
+                        }
+                    },
+                    None => None,
+                };
+                self.last_seq = self.last_seq.max(r.seq);
+                self.put_token_object(r, attrs);
+            }
+            _ => log::error!("{}: unknown record type; skipped", self.paths.dir.display()),
+        }
+    }
+
+    fn put_token_object(&mut self, r: SealedRecord, attrs: Option<Template>) {
+        let id = r.id;
+        self.drop_token_object(id);
+        self.live_bytes += r.size() as u64;
+        self.objects.put(
+            id,
+            Obj {
+                attrs,
+                private: r.private,
+                record: Some(r),
+                owner: None,
+                key: None,
+            },
+        );
+    }
+
+    // ------------------------------------------------------------------ writing
+
+    /// Change the metadata: under the exclusive lock, read it fresh, let `f` change it, write it
+    /// back atomically. `f` returns `Ok(false)` to write nothing.
+    pub fn update_meta(&mut self, f: impl FnOnce(&mut Meta) -> Result<bool>) -> Result<()> {
+        let lock = self.lock_handle();
+        let _g = FileLock::exclusive(&lock)?;
+        self.reload_meta()?;
+        let mut m = self.meta.clone();
+        if f(&mut m)? {
+            self.paths.write_meta(&m)?;
+            self.reload_meta()?;
+        }
+        Ok(())
+    }
+
+    /// Write records: under the exclusive lock, catch up with other processes, let `build`
+    /// decide on the up-to-date state, then append one frame (all records or none) with fsync.
+    /// Returns the ids of the new objects.
+    pub fn write(
+        &mut self,
+        build: impl FnOnce(&mut Ready) -> Result<Vec<Pending>>,
+    ) -> Result<Vec<ObjectId>> {
+        self.ensure_loaded()?;
+        let lock = self.lock_handle();
+        let _g = FileLock::exclusive(&lock)?;
+        self.sync_meta()?;
+        if self.log.is_none() {
+            // The token was re-initialised meanwhile.
+            self.reload_log()?;
+        }
+        if self.log.as_ref().map(|l| l.check()).transpose()? == Some(Change::Replaced) {
+            self.reload_log()?;
+        } else {
+            self.catch_up()?;
+        }
+        let pending = build(self)?;
+        if pending.is_empty() {
+            return Ok(Vec::new());
+        }
+        let uuid = self.meta.uuid;
+        let mut seq = self.last_seq;
+        let mut records = Vec::with_capacity(pending.len());
+        let mut applied: Vec<(SealedRecord, Option<Template>)> = Vec::new();
+        let mut new_ids = Vec::new();
+        for p in pending {
+            seq += 1;
+            if seq > MAX_SEQ {
+                return Err(Error::with(CKR_DEVICE_MEMORY, "object numbers exhausted"));
+            }
+            let (rec, attrs) = match p {
+                Pending::New { private, attrs } => {
+                    new_ids.push(seq);
+                    (self.seal_put(seq, seq, private, &attrs)?, Some(attrs))
+                }
+                Pending::Update { id, attrs } => {
+                    let private = self
+                        .objects
+                        .get(id)
+                        .map(|o| o.private)
+                        .ok_or_else(|| Error::new(CKR_OBJECT_HANDLE_INVALID))?;
+                    (self.seal_put(seq, id, private, &attrs)?, Some(attrs))
+                }
+                Pending::Delete { id } => (
+                    SealedRecord::header_only(&self.pub_aead, &uuid, seq, id, OP_DELETE)?,
+                    None,
+                ),
+            };
+            records.push(rec.clone());
+            applied.push((rec, attrs));
+        }
+        let frame = format::records_frame(&records)?;
+        let log = self
+            .log
+            .as_mut()
+            .ok_or_else(|| Error::general("object log not open"))?;
+        log.append(&frame)?;
+        self.last_seq = seq;
+        for (rec, attrs) in applied {
+            if rec.op == OP_DELETE {
+                self.drop_token_object(rec.id);
+                self.tombstones.insert(rec.id, rec.seq);
+            } else {
+                self.put_token_object(rec, attrs);
+            }
+        }
+        self.maybe_compact();
+        Ok(new_ids)
+    }
+
+    fn seal_put(&self, seq: u64, id: u64, private: bool, attrs: &Template) -> Result<SealedRecord> {
+        let aead = if private {
+            self.user_aead().ok_or_else(|| {
+                Error::with(
+                    CKR_USER_NOT_LOGGED_IN,
+                    "private objects need the user logged in",
+                )
+            })?
+        } else {
+            &self.pub_aead
+        };
+        SealedRecord::put(aead, &self.meta.uuid, seq, id, private, attrs)
+    }
+
+    /// Bytes of superseded records in the log.
+    pub fn dead_bytes(&self) -> u64 {
+        self.log
+            .as_ref()
+            .map_or(0, |l| l.valid_end.saturating_sub(self.live_bytes))
+    }
+
+    fn maybe_compact(&mut self) {
+        let dead = self.dead_bytes();
+        if dead >= self.compact_min_dead
+            && dead > self.live_bytes
+            && let Err(e) = self.compact_locked()
+        {
+            // Not fatal: the log stays as it is and still holds everything.
+            log::warn!("{}: compaction failed: {e}", self.paths.dir.display());
+        }
+    }
+
+    /// Rewrite the log with only the live records (exclusive lock held, log caught up).
+    fn compact_locked(&mut self) -> Result<()> {
+        let mut ids: Vec<ObjectId> = self
+            .objects
+            .iter()
+            .filter(|(_, o)| o.is_token())
+            .map(|(id, _)| *id)
+            .collect();
+        ids.sort_unstable();
+        let mut buf = Vec::with_capacity(self.live_bytes as usize + 256);
+        for id in ids {
+            if let Some(r) = self.objects.get(id).and_then(|o| o.record.as_ref()) {
+                buf.extend_from_slice(&format::records_frame(std::slice::from_ref(r))?);
+            }
+        }
+        let mark =
+            SealedRecord::header_only(&self.pub_aead, &self.meta.uuid, self.last_seq, 0, OP_MARK)?;
+        buf.extend_from_slice(&format::records_frame(&[mark])?);
+        let dir = self.paths.dir.clone();
+        let log = self
+            .log
+            .as_mut()
+            .ok_or_else(|| Error::general("object log not open"))?;
+        let before = log.valid_end;
+        log.replace(&dir, &buf)?;
+        self.tombstones.clear();
+        log::info!(
+            "{}: compacted the object log from {before} to {} bytes",
+            dir.display(),
+            buf.len()
+        );
+        Ok(())
+    }
+
+    /// Compact now (under the exclusive lock).
+    pub fn compact(&mut self) -> Result<()> {
+        self.ensure_loaded()?;
+        let lock = self.lock_handle();
+        let _g = FileLock::exclusive(&lock)?;
+        self.sync_meta()?;
+        if self.log.is_none() {
+            self.reload_log()?;
+        }
+        if self.log.as_ref().map(|l| l.check()).transpose()? == Some(Change::Replaced) {
+            self.reload_log()?;
+        } else {
+            self.catch_up()?;
+        }
+        self.compact_locked()
+    }
+
+    /// Is an object visible to the current login?
+    pub fn visible(&self, id: ObjectId) -> Option<&Obj> {
+        let o = self.objects.get(id)?;
+        if o.private && self.login != Some(UserType::User) {
+            return None;
+        }
+        o.attrs.as_ref()?;
+        Some(o)
+    }
+
+    /// The attributes of a visible object, or `rv`.
+    pub fn attrs(&self, id: ObjectId, rv: CK_RV) -> Result<&Template> {
+        self.visible(id)
+            .and_then(|o| o.attrs.as_ref())
+            .ok_or_else(|| Error::new(rv))
+    }
+
+    pub fn log_size(&self) -> u64 {
+        self.log.as_ref().map_or(0, |l| l.valid_end)
+    }
+}
