@@ -249,6 +249,9 @@ on_each_backend!(import_rsa_pem_and_certificate, |t: &Tok| {
     assert_eq!(cert["key"], "RSA 2048");
     assert_eq!(cert["expired"], false);
 
+    // The imported key signs, and OpenSSL verifies with the original public key.
+    t.sign_with_pkcs11_tool_and_verify(&id, "rsa.key", false);
+
     // The table.
     let o = t.run(&["objects", "--login", "--pin", PIN]).ok();
     let table = o.stdout;
@@ -308,6 +311,12 @@ on_each_backend!(import_ec_keys_and_encrypted_pkcs8, |t: &Tok| {
     assert_eq!(k["key_type"], "EC");
     assert_eq!(k["curve"], "P-256");
     assert_eq!(find(&objs, "cert", &id)["certificate"]["key"], "EC P-256");
+    let flags = k["flags"].as_array().unwrap();
+    assert!(
+        flags.contains(&"sign".into()) && !flags.contains(&"decrypt".into()),
+        "{k}"
+    );
+    t.sign_with_pkcs11_tool_and_verify(&id, "ec.key", true);
 
     // Encrypted PKCS#8: wrong passphrase, then right one (from the environment).
     t.import(&[
@@ -382,6 +391,8 @@ on_each_backend!(import_pkcs12, |t: &Tok| {
         "{}",
         o.stdout
     );
+    t.sign_with_pkcs11_tool_and_verify("1e", "ec.key", true);
+    t.sign_with_pkcs11_tool_and_verify(&rsa_id, "rsa.key", false);
     let objs = t.objects_json();
     assert_eq!(find(&objs, "privkey", "1e")["curve"], "P-256");
     assert_eq!(find(&objs, "cert", &rsa_id)["label"], "rsa-p12");

@@ -65,19 +65,27 @@ fn crypto_err(what: &str) -> impl Fn(token_api::Error) -> CliError + '_ {
     }
 }
 
-/// Usage flags by key type, for a private and a public key.
+/// Usage flags by key type, for a private and a public key: every usage is set, so the
+/// token's defaults (SoftHSM: decrypt on an EC key) do not apply.
 fn usage(kt: CK_KEY_TYPE, private: bool) -> Vec<(CK_ATTRIBUTE_TYPE, bool)> {
-    match (kt, private) {
-        (CKK_RSA, true) => vec![(CKA_SIGN, true), (CKA_DECRYPT, true), (CKA_UNWRAP, true)],
-        (CKK_RSA, false) => vec![(CKA_VERIFY, true), (CKA_ENCRYPT, true), (CKA_WRAP, true)],
-        (CKK_EC, true) => vec![(CKA_SIGN, true), (CKA_DERIVE, true)],
-        (CKK_EC_MONTGOMERY, true) => vec![(CKA_DERIVE, true)],
-        (CKK_EC_MONTGOMERY, false) => vec![],
-        (CKK_GOSTR3410, true) | (describe::CKK_GOSTR3410_512, true) => {
-            vec![(CKA_SIGN, true), (CKA_DERIVE, true)]
-        }
-        (_, true) => vec![(CKA_SIGN, true)],
-        (_, false) => vec![(CKA_VERIFY, true)],
+    let rsa = kt == CKK_RSA;
+    let agree = matches!(kt, CKK_EC | CKK_EC_MONTGOMERY | CKK_GOSTR3410)
+        || kt == describe::CKK_GOSTR3410_512;
+    let sign = kt != CKK_EC_MONTGOMERY;
+    if private {
+        vec![
+            (CKA_SIGN, sign),
+            (CKA_DECRYPT, rsa),
+            (CKA_UNWRAP, rsa),
+            (CKA_DERIVE, agree),
+        ]
+    } else {
+        vec![
+            (CKA_VERIFY, sign),
+            (CKA_ENCRYPT, rsa),
+            (CKA_WRAP, rsa),
+            (CKA_DERIVE, false),
+        ]
     }
 }
 

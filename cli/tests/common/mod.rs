@@ -240,6 +240,88 @@ impl Tok {
         Some(o)
     }
 
+    /// Sign `data` with the private key `id_hex` through `pkcs11-tool` (a standard consumer of
+    /// the module), and verify the signature with `openssl` and the public key of `key_file`.
+    /// Skipped with a note when pkcs11-tool is not installed.
+    pub fn sign_with_pkcs11_tool_and_verify(&self, id_hex: &str, key_file: &str, ec: bool) {
+        let dir = self.dir.path();
+        std::fs::write(dir.join("data.txt"), b"klyuch import check\n").unwrap();
+        let mut c = Command::new("pkcs11-tool");
+        c.arg("--module").arg(&self.module);
+        c.args([
+            "--login", "--pin", PIN, "--id", id_hex, "--sign", "-o", "data.sig",
+        ]);
+        if ec {
+            // Raw CKM_ECDSA over the SHA-256 hash (SoftHSM 2.6 has no CKM_ECDSA_SHA256).
+            openssl(
+                dir,
+                &[
+                    "dgst",
+                    "-sha256",
+                    "-binary",
+                    "-out",
+                    "data.hash",
+                    "data.txt",
+                ],
+            );
+            c.args([
+                "-m",
+                "ECDSA",
+                "--signature-format",
+                "openssl",
+                "-i",
+                "data.hash",
+            ]);
+        } else {
+            c.args(["-m", "SHA256-RSA-PKCS", "-i", "data.txt"]);
+        }
+        c.current_dir(dir);
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
+        let o = match c.output() {
+            Ok(o) => o,
+            Err(_) => {
+                eprintln!("note: pkcs11-tool not installed; signature check skipped");
+                return;
+            }
+        };
+        assert!(
+            o.status.success(),
+            "pkcs11-tool --sign: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        openssl(
+            dir,
+            &["pkey", "-in", key_file, "-pubout", "-out", "check.pub"],
+        );
+        let verify: &[&str] = if ec {
+            &[
+                "pkeyutl",
+                "-verify",
+                "-pubin",
+                "-inkey",
+                "check.pub",
+                "-sigfile",
+                "data.sig",
+                "-in",
+                "data.hash",
+            ]
+        } else {
+            &[
+                "dgst",
+                "-sha256",
+                "-verify",
+                "check.pub",
+                "-signature",
+                "data.sig",
+                "data.txt",
+            ]
+        };
+        openssl(dir, verify);
+    }
+
     /// `klyuch objects --login --json`, parsed.
     pub fn objects_json(&self) -> Vec<serde_json::Value> {
         let o = self
