@@ -15,13 +15,17 @@ pub fn attr_name(ty: CK_ATTRIBUTE_TYPE) -> String {
 }
 
 /// One raw attribute as a cryptoki `Attribute`.
+///
+/// cryptoki 0.12 has no variant for some standard types (`CKA_GOSTR3410_PARAMS`,
+/// `CKA_GOSTR3411_PARAMS`, ...); its `VendorDefined` variant passes any type number through
+/// unchanged, so those go that way.
 pub fn to_cryptoki(ty: CK_ATTRIBUTE_TYPE, value: &[u8]) -> Result<Attribute> {
-    let at = AttributeType::try_from(ty).map_err(|_| {
-        CliError::new(format!(
-            "the PKCS#11 library binding (cryptoki 0.12) cannot pass the attribute {}",
-            attr_name(ty)
-        ))
-    })?;
+    let Ok(at) = AttributeType::try_from(ty) else {
+        return Ok(Attribute::VendorDefined((
+            AttributeType::VendorDefined(ty),
+            value.to_vec(),
+        )));
+    };
     let bad = |what: &str| {
         CliError::new(format!(
             "attribute {} has a malformed value ({what})",
@@ -200,9 +204,12 @@ mod tests {
         let v = template_to_cryptoki(&t).unwrap();
         assert!(matches!(v[2], Attribute::Sign(true)));
         assert!(matches!(&v[3], Attribute::Modulus(m) if m == &vec![1, 2, 3]));
-        // CKA_GOSTR3410_PARAMS is not representable in cryptoki 0.12: a clear error.
-        let e = to_cryptoki(CKA_GOSTR3410_PARAMS, &[6, 1, 0]).unwrap_err();
-        assert!(e.message.contains("CKA_GOSTR3410_PARAMS"), "{}", e.message);
+        // CKA_GOSTR3410_PARAMS has no cryptoki 0.12 variant: passed through by number.
+        let a = to_cryptoki(CKA_GOSTR3410_PARAMS, &[6, 1, 0]).unwrap();
+        assert_eq!(
+            CK_ATTRIBUTE_TYPE::from(a.attribute_type()),
+            CKA_GOSTR3410_PARAMS
+        );
         assert!(to_cryptoki(CKA_START_DATE, b"2025").is_err());
         assert!(to_cryptoki(CKA_SIGN, &[1, 1]).is_err());
     }

@@ -200,6 +200,8 @@ pub struct CertSummary {
     pub not_yet_valid: bool,
     /// "RSA 2048", "EC P-256", ...
     pub key: Option<String>,
+    /// The GOST R 34.10 parameter set, for GOST keys.
+    pub gost_paramset: Option<String>,
 }
 
 fn date(t: &x509_cert::time::Time) -> String {
@@ -224,6 +226,7 @@ pub fn cert_summary(der: &[u8]) -> Option<CertSummary> {
         expired: validity.not_after.to_unix_duration() < now,
         not_yet_valid: validity.not_before.to_unix_duration() > now,
         key: spki.as_deref().and_then(spki_summary),
+        gost_paramset: spki.as_deref().and_then(spki_gost_paramset),
     })
 }
 
@@ -265,5 +268,33 @@ mod tests {
         assert_eq!(bit_len(&[0, 0x80, 0]), 16);
         assert_eq!(bit_len(&[0x01, 0]), 9);
         assert_eq!(key_type_name(CKK_GOSTR3410_512), "GOST R 34.10-2012 512");
+    }
+
+    #[test]
+    fn gost_certificates_from_openssl() {
+        let dir = tempfile::tempdir().unwrap();
+        let make = |alg: &str, set: &str, out: &str| {
+            std::process::Command::new("openssl")
+                .args([
+                    "req", "-engine", "gost", "-x509", "-newkey", alg, "-pkeyopt", set, "-nodes",
+                    "-keyout", "k.pem", "-out", out, "-outform", "DER", "-subj", "/CN=GOST",
+                    "-days", "2",
+                ])
+                .current_dir(dir.path())
+                .output()
+                .is_ok_and(|o| o.status.success())
+        };
+        if !make("gost2012_256", "paramset:A", "a.der")
+            || !make("gost2012_512", "paramset:B", "b.der")
+        {
+            eprintln!("note: no OpenSSL GOST engine; skipped");
+            return;
+        }
+        let a = cert_summary(&std::fs::read(dir.path().join("a.der")).unwrap()).unwrap();
+        assert_eq!(a.key.as_deref(), Some("GOST R 34.10-2012 256 CryptoPro-A"));
+        assert_eq!(a.gost_paramset.as_deref(), Some("CryptoPro-A"));
+        let b = cert_summary(&std::fs::read(dir.path().join("b.der")).unwrap()).unwrap();
+        assert_eq!(b.key.as_deref(), Some("GOST R 34.10-2012 512 tc26-512-B"));
+        assert_eq!(b.subject, "CN=GOST");
     }
 }

@@ -202,6 +202,24 @@ pub fn list(session: &Session) -> Result<Vec<ObjectInfo>> {
     for h in handles {
         out.push(describe_object(session, h)?);
     }
+    // GOST keys without CKA_PUBLIC_KEY_INFO: their certificate names the parameter set.
+    let from_certs: Vec<(String, String)> = out
+        .iter()
+        .filter_map(|o| {
+            let c = o.certificate.as_ref()?;
+            let set = c.gost_paramset.clone()?;
+            Some((o.id.clone(), set))
+        })
+        .collect();
+    for o in out.iter_mut() {
+        let gost = o.key_type.as_deref().is_some_and(|k| k.starts_with("GOST"));
+        if gost && o.curve.is_none() && o.class != "cert" {
+            o.curve = from_certs
+                .iter()
+                .find(|(id, _)| *id == o.id)
+                .map(|(_, s)| s.clone());
+        }
+    }
     let rank = |c: &str| match c {
         "privkey" => 0,
         "pubkey" => 1,
