@@ -43,13 +43,23 @@ struct Cli {
 struct GlobalArgs {
     /// The PKCS#11 module (.so) to load [default: $KLYUCH_MODULE, then libklyuch_pkcs11.so next
     /// to klyuch, then the system library folders]
-    #[arg(long, global = true, value_name = "PATH")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Module and token",
+        value_name = "PATH"
+    )]
     module: Option<PathBuf>,
     /// Use the token in this slot (decimal or 0x-hex ID, as `klyuch slots` shows)
-    #[arg(long, global = true, value_name = "ID", value_parser = ctx::parse_slot_id)]
+    #[arg(long, global = true, help_heading = "Module and token", value_name = "ID", value_parser = ctx::parse_slot_id)]
     slot: Option<u64>,
     /// Use the token with this label
-    #[arg(long, global = true, value_name = "LABEL")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Module and token",
+        value_name = "LABEL"
+    )]
     token: Option<String>,
 }
 
