@@ -398,6 +398,52 @@ on_each_backend!(import_pkcs12, |t: &Tok| {
     assert_eq!(find(&objs, "cert", &rsa_id)["label"], "rsa-p12");
 });
 
+on_each_backend!(import_chain, |t: &Tok| {
+    make_fixtures(t.dir.path());
+    t.init("chain");
+    let ca_id = openssl_key_id(t.dir.path(), "ca.key", false);
+    let Some(o) = t.import(&[
+        "chain.p12",
+        "--passphrase",
+        "pass",
+        "--label",
+        "leaf",
+        "--pin",
+        PIN,
+    ]) else {
+        return;
+    };
+    let o = o.ok();
+    // The key, its public key and its certificate get the label; the CA certificate keeps its
+    // own key's ID and its CN.
+    assert!(o.stdout.contains("Imported cert \"leaf\""), "{}", o.stdout);
+    assert!(
+        o.stdout
+            .contains(&format!("Imported cert \"Test CA\" id {ca_id}")),
+        "{}",
+        o.stdout
+    );
+    let objs = t.objects_json();
+    assert_eq!(objs.len(), 4, "{objs:#?}");
+    let ca = find(&objs, "cert", &ca_id);
+    assert_eq!(ca["certificate"]["subject"], "CN=Test CA");
+    let leaf = objs
+        .iter()
+        .find(|o| o["class"] == "cert" && o["label"] == "leaf")
+        .unwrap();
+    assert_eq!(leaf["certificate"]["issuer"], "CN=Test CA");
+    assert_eq!(leaf["certificate"]["key"], "EC P-384");
+    // The same chain as PEM into a second token: same result, ID from the key.
+    t.init("chain2");
+    let o = t
+        .import(&["chain.pem", "--token", "chain2", "--pin", PIN])
+        .unwrap()
+        .ok()
+        .stdout;
+    assert!(o.contains("Imported privkey \"Leaf\""), "{o}");
+    assert!(o.contains("(EC P-384)"), "{o}");
+});
+
 on_each_backend!(delete_objects, |t: &Tok| {
     make_fixtures(t.dir.path());
     t.init("del");

@@ -350,7 +350,9 @@ pub fn openssl(dir: &Path, args: &[&str]) {
 /// ec.key (PKCS#8 PEM, P-256), ec1.key (SEC1 PEM), ec.crt (PEM), ec.der (cert DER),
 /// ec8.der (PKCS#8 DER), ec-enc.key (encrypted PKCS#8 PEM, AES-256, passphrase "pass"),
 /// rsa.p12 (OpenSSL 3 default PBES2/AES, "pass", friendly name "rsa-p12"),
-/// ec-legacy.p12 (RC2/3DES/SHA-1, "pass").
+/// ec-legacy.p12 (RC2/3DES/SHA-1, "pass"),
+/// ca.key/ca.crt (RSA CA "Test CA"), leaf.key/leaf.crt (P-384, issued by the CA),
+/// chain.p12 (leaf key, leaf and CA certificates, "pass"), chain.pem (leaf key + both certs).
 pub fn make_fixtures(dir: &Path) {
     let o = |args: &[&str]| openssl(dir, args);
     o(&[
@@ -433,6 +435,69 @@ pub fn make_fixtures(dir: &Path) {
         "-out",
         "ec-legacy.p12",
     ]);
+    o(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-subj",
+        "/CN=Test CA",
+        "-days",
+        "30",
+    ]);
+    o(&[
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-384",
+        "-nodes",
+        "-keyout",
+        "leaf.key",
+        "-out",
+        "leaf.csr",
+        "-subj",
+        "/CN=Leaf",
+    ]);
+    o(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "leaf.crt",
+        "-days",
+        "30",
+    ]);
+    o(&[
+        "pkcs12",
+        "-export",
+        "-inkey",
+        "leaf.key",
+        "-in",
+        "leaf.crt",
+        "-certfile",
+        "ca.crt",
+        "-passout",
+        "pass:pass",
+        "-out",
+        "chain.p12",
+    ]);
+    let pem: String = ["leaf.key", "leaf.crt", "ca.crt"]
+        .iter()
+        .map(|f| std::fs::read_to_string(dir.join(f)).unwrap())
+        .collect();
+    std::fs::write(dir.join("chain.pem"), pem).unwrap();
 }
 
 /// SHA-1 (hex) of the RSA modulus / EC point X of a key, as OpenSC computes CKA_ID.
