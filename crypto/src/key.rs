@@ -1,13 +1,67 @@
 //! Prepared keys: built once from an object's attributes, then shared (`Arc<Key>`) by every
 //! operation that uses them, so parsing and validation are not repeated per signature.
 
+use std::fmt;
+
+use aws_lc_rs::signature::{ED25519, Ed25519KeyPair, KeyPair as _, ParsedPublicKey};
 use token_api::ck::*;
-use token_api::{Result, Template};
+use token_api::{Error, Result, Template};
+use zeroize::Zeroizing;
+
+use crate::ec::{self, Curve};
+use crate::ffi::{self, RsaParts};
+use crate::gost;
+use crate::util::{err, key_type_inconsistent, required, value_invalid};
 
 /// A key ready for use: public, private or secret, of any supported key type.
 pub struct Key {
-    // implementation-defined
+    class: CK_OBJECT_CLASS,
+    key_type: CK_KEY_TYPE,
+    size: usize,
+    pub(crate) kind: KeyKind,
 }
+
+/// The prepared key material.
+pub(crate) enum KeyKind {
+    /// An RSA key (public, or private with its public half).
+    Rsa(ffi::Rsa),
+    /// An EC key on a NIST prime curve (public, or private with its public point).
+    Ec { curve: Curve, key: ffi::EcKey },
+    /// An Ed25519 private key.
+    Ed25519Private(Box<Ed25519KeyPair>),
+    /// An Ed25519 public key, parsed once.
+    Ed25519Public {
+        key: Box<ParsedPublicKey>,
+        raw: [u8; 32],
+    },
+    /// A secret key's value (AES, generic secret, HMAC key types).
+    Secret(Zeroizing<Vec<u8>>),
+    /// A GOST key (see `gost.rs`).
+    #[allow(dead_code)]
+    Gost(gost::GostKey),
+}
+
+impl fmt::Debug for Key {
+    /// Class, type and size only: never key material.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Key(class={:#x}, type={:#x}, size={})",
+            self.class, self.key_type, self.size
+        )
+    }
+}
+
+/// The secret key types whose value is used as is (`CKA_VALUE`).
+const SECRET_TYPES: &[CK_KEY_TYPE] = &[
+    CKK_GENERIC_SECRET,
+    CKK_AES,
+    CKK_SHA_1_HMAC,
+    CKK_SHA224_HMAC,
+    CKK_SHA256_HMAC,
+    CKK_SHA384_HMAC,
+    CKK_SHA512_HMAC,
+];
 
 impl Key {
     /// Build a key from an object's attributes. Reads `CKA_CLASS` and `CKA_KEY_TYPE`, then the
@@ -17,21 +71,208 @@ impl Key {
     /// `CKA_VALUE`; secret keys: `CKA_VALUE`). Invalid or inconsistent components give
     /// `CKR_ATTRIBUTE_VALUE_INVALID` / `CKR_TEMPLATE_INCONSISTENT`, unknown key types
     /// `CKR_KEY_TYPE_INCONSISTENT`, points off the curve `CKR_PUBLIC_KEY_INVALID`.
-    pub fn from_attributes(_attrs: &Template) -> Result<Key> {
-        todo!()
+    pub fn from_attributes(attrs: &Template) -> Result<Key> {
+        let class = attrs
+            .get_ulong(CKA_CLASS)?
+            .ok_or_else(|| err(CKR_TEMPLATE_INCOMPLETE, "CKA_CLASS is missing"))?;
+        let key_type = attrs
+            .get_ulong(CKA_KEY_TYPE)?
+            .ok_or_else(|| err(CKR_TEMPLATE_INCOMPLETE, "CKA_KEY_TYPE is missing"))?;
+        if !matches!(class, CKO_PUBLIC_KEY | CKO_PRIVATE_KEY | CKO_SECRET_KEY) {
+            return Err(Error::with(
+                CKR_KEY_TYPE_INCONSISTENT,
+                "the object is not a key",
+            ));
+        }
+        if gost::is_gost_key_type(key_type) {
+            let (k, size) = gost::key_from_attributes(class, key_type, attrs)?;
+            return Ok(Key {
+                class,
+                key_type,
+                size,
+                kind: KeyKind::Gost(k),
+            });
+        }
+        let (size, kind) = match (class, key_type) {
+            (CKO_PUBLIC_KEY, CKK_RSA) => {
+                let n = required(attrs, CKA_MODULUS)?;
+                let e = required(attrs, CKA_PUBLIC_EXPONENT)?;
+                let rsa = ffi::Rsa::new_public(n, e)
+                    .map_err(|_| value_invalid("invalid RSA modulus or public exponent"))?;
+                (rsa.bits(), KeyKind::Rsa(rsa))
+            }
+            (CKO_PRIVATE_KEY, CKK_RSA) => {
+                let get = |t| Zeroizing::new(attrs.get(t).unwrap_or_default().to_vec());
+                let parts = RsaParts {
+                    n: required(attrs, CKA_MODULUS)?.to_vec(),
+                    e: required(attrs, CKA_PUBLIC_EXPONENT)?.to_vec(),
+                    d: Zeroizing::new(required(attrs, CKA_PRIVATE_EXPONENT)?.to_vec()),
+                    p: get(CKA_PRIME_1),
+                    q: get(CKA_PRIME_2),
+                    dp: get(CKA_EXPONENT_1),
+                    dq: get(CKA_EXPONENT_2),
+                    qinv: get(CKA_COEFFICIENT),
+                };
+                let rsa = ffi::Rsa::new_private(&parts).map_err(|_| {
+                    Error::with(
+                        CKR_ATTRIBUTE_VALUE_INVALID,
+                        "invalid or inconsistent RSA private key components",
+                    )
+                })?;
+                (rsa.bits(), KeyKind::Rsa(rsa))
+            }
+            (CKO_PUBLIC_KEY, CKK_EC) => {
+                let curve = ec::curve_from_params(required(attrs, CKA_EC_PARAMS)?)?;
+                let Some(nid) = curve.nid() else {
+                    return Err(key_type_inconsistent(
+                        "an Edwards curve needs CKK_EC_EDWARDS",
+                    ));
+                };
+                let point = ec::point_from_attr(curve, required(attrs, CKA_EC_POINT)?)?;
+                let key = ffi::EcKey::from_public(nid, point).map_err(|_| {
+                    Error::with(CKR_PUBLIC_KEY_INVALID, "the EC point is not on the curve")
+                })?;
+                (curve.bits(), KeyKind::Ec { curve, key })
+            }
+            (CKO_PRIVATE_KEY, CKK_EC) => {
+                let curve = ec::curve_from_params(required(attrs, CKA_EC_PARAMS)?)?;
+                let Some(nid) = curve.nid() else {
+                    return Err(key_type_inconsistent(
+                        "an Edwards curve needs CKK_EC_EDWARDS",
+                    ));
+                };
+                let d = crate::util::strip_zeros(required(attrs, CKA_VALUE)?);
+                let key = ffi::EcKey::from_private(nid, d)
+                    .map_err(|_| value_invalid("the EC private value is out of range"))?;
+                (curve.bits(), KeyKind::Ec { curve, key })
+            }
+            (CKO_PUBLIC_KEY, CKK_EC_EDWARDS) => {
+                let curve = ec::curve_from_params(required(attrs, CKA_EC_PARAMS)?)?;
+                if curve != Curve::Ed25519 {
+                    return Err(Error::with(
+                        CKR_CURVE_NOT_SUPPORTED,
+                        "only edwards25519 is supported",
+                    ));
+                }
+                let point = ec::point_from_attr(curve, required(attrs, CKA_EC_POINT)?)?;
+                let raw: [u8; 32] = point
+                    .try_into()
+                    .map_err(|_| value_invalid("an Ed25519 public key is 32 bytes"))?;
+                let key = ParsedPublicKey::new(&ED25519, raw).map_err(|_| {
+                    Error::with(CKR_PUBLIC_KEY_INVALID, "invalid Ed25519 public key")
+                })?;
+                (
+                    curve.bits(),
+                    KeyKind::Ed25519Public {
+                        key: Box::new(key),
+                        raw,
+                    },
+                )
+            }
+            (CKO_PRIVATE_KEY, CKK_EC_EDWARDS) => {
+                let curve = ec::curve_from_params(required(attrs, CKA_EC_PARAMS)?)?;
+                if curve != Curve::Ed25519 {
+                    return Err(Error::with(
+                        CKR_CURVE_NOT_SUPPORTED,
+                        "only edwards25519 is supported",
+                    ));
+                }
+                let seed = required(attrs, CKA_VALUE)?;
+                if seed.len() != 32 {
+                    return Err(value_invalid("an Ed25519 private key is 32 bytes"));
+                }
+                let kp = Ed25519KeyPair::from_seed_unchecked(seed)
+                    .map_err(|_| value_invalid("invalid Ed25519 private key"))?;
+                (curve.bits(), KeyKind::Ed25519Private(Box::new(kp)))
+            }
+            (CKO_SECRET_KEY, kt) if SECRET_TYPES.contains(&kt) => {
+                let v = required(attrs, CKA_VALUE)?;
+                if v.is_empty() {
+                    return Err(value_invalid("an empty secret key"));
+                }
+                if kt == CKK_AES && ![16, 24, 32].contains(&v.len()) {
+                    return Err(value_invalid("an AES key is 16, 24 or 32 bytes"));
+                }
+                (v.len(), KeyKind::Secret(Zeroizing::new(v.to_vec())))
+            }
+            _ => {
+                return Err(key_type_inconsistent(
+                    "unsupported key type for this object class",
+                ));
+            }
+        };
+        Ok(Key {
+            class,
+            key_type,
+            size,
+            kind,
+        })
     }
 
     pub fn class(&self) -> CK_OBJECT_CLASS {
-        todo!()
+        self.class
     }
 
     pub fn key_type(&self) -> CK_KEY_TYPE {
-        todo!()
+        self.key_type
     }
 
     /// Key size in the unit `C_GetMechanismInfo` uses for this key type (bits for RSA/EC/GOST,
     /// bytes for AES and generic secrets).
     pub fn size(&self) -> usize {
-        todo!()
+        self.size
+    }
+
+    /// The public key's attributes as a public key object holds them (`CKA_KEY_TYPE` and
+    /// `CKA_MODULUS` + `CKA_PUBLIC_EXPONENT`, or `CKA_EC_PARAMS` + `CKA_EC_POINT` as a DER
+    /// OCTET STRING). `CKR_KEY_TYPE_INCONSISTENT` for secret keys.
+    pub fn public_attributes(&self) -> Result<Template> {
+        let mut t = Template::new();
+        t.set_ulong(CKA_CLASS, CKO_PUBLIC_KEY);
+        t.set_ulong(CKA_KEY_TYPE, self.key_type);
+        match &self.kind {
+            KeyKind::Rsa(r) => {
+                let p = r.parts();
+                t.set(CKA_MODULUS, p.n);
+                t.set(CKA_PUBLIC_EXPONENT, p.e);
+            }
+            KeyKind::Ec { curve, key } => {
+                t.set(CKA_EC_PARAMS, curve.oid_der().to_vec());
+                t.set(
+                    CKA_EC_POINT,
+                    crate::util::der_octet_string(&key.public_point()),
+                );
+            }
+            KeyKind::Ed25519Private(kp) => {
+                t.set(CKA_EC_PARAMS, Curve::Ed25519.oid_der().to_vec());
+                t.set(
+                    CKA_EC_POINT,
+                    crate::util::der_octet_string(kp.public_key().as_ref()),
+                );
+            }
+            KeyKind::Ed25519Public { raw, .. } => {
+                t.set(CKA_EC_PARAMS, Curve::Ed25519.oid_der().to_vec());
+                t.set(CKA_EC_POINT, crate::util::der_octet_string(raw));
+            }
+            KeyKind::Gost(g) => return gost::public_attributes(g),
+            KeyKind::Secret(_) => {
+                return Err(key_type_inconsistent("a secret key has no public half"));
+            }
+        }
+        Ok(t)
+    }
+
+    pub(crate) fn rsa(&self) -> Option<&ffi::Rsa> {
+        match &self.kind {
+            KeyKind::Rsa(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn secret(&self) -> Option<&[u8]> {
+        match &self.kind {
+            KeyKind::Secret(v) => Some(v),
+            _ => None,
+        }
     }
 }
