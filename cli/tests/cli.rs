@@ -217,11 +217,11 @@ on_each_backend!(import_rsa_pem_and_certificate, |t: &Tok| {
         "{}",
         o.stdout
     );
-    // The certificate alone finds the same ID (SHA-1 of the modulus) and takes its CN as label.
+    // The certificate alone finds the same ID (SHA-1 of the modulus) and the key's label.
     let o = t.import(&["rsa.crt", "--pin", PIN]).unwrap().ok();
     assert!(
         o.stdout
-            .contains(&format!("Imported cert \"RSA Signer\" id {id}")),
+            .contains(&format!("Imported cert \"signer\" id {id}")),
         "{}",
         o.stdout
     );

@@ -52,6 +52,9 @@ struct NewObject {
     label: String,
     id: Vec<u8>,
     summary: String,
+    /// The label is a default (a certificate's CN): a key already on the token with the same
+    /// ID lends its label instead.
+    label_is_default: bool,
 }
 
 fn crypto_err(what: &str) -> impl Fn(token_api::Error) -> CliError + '_ {
@@ -226,6 +229,7 @@ fn plan(a: &ImportArgs, contents: input::Contents) -> Result<Vec<NewObject>> {
             label: label.clone(),
             id: id.clone(),
             summary: summary.clone(),
+            label_is_default: false,
         });
         objects.push(NewObject {
             kind: "pubkey",
@@ -235,6 +239,7 @@ fn plan(a: &ImportArgs, contents: input::Contents) -> Result<Vec<NewObject>> {
             label: label.clone(),
             id: id.clone(),
             summary,
+            label_is_default: false,
         });
         for i in matching {
             certs[i].used = true;
@@ -252,8 +257,9 @@ fn plan(a: &ImportArgs, contents: input::Contents) -> Result<Vec<NewObject>> {
         )));
     }
     for c in lone {
-        let label = (if no_keys { a.label.clone() } else { None })
-            .or_else(|| c.name.clone())
+        let given = (if no_keys { a.label.clone() } else { None }).or_else(|| c.name.clone());
+        let label_is_default = given.is_none();
+        let label = given
             .or_else(|| describe::cert_common_name(&c.der))
             .unwrap_or_else(|| file_stem(&a.file));
         let id = (if no_keys {
@@ -265,7 +271,9 @@ fn plan(a: &ImportArgs, contents: input::Contents) -> Result<Vec<NewObject>> {
         .ok_or_else(|| {
             CliError::new("cannot compute the certificate's key ID; give one with --id")
         })?;
-        objects.push(cert_object(&c.der, &c.attrs, &label, &id)?);
+        let mut obj = cert_object(&c.der, &c.attrs, &label, &id)?;
+        obj.label_is_default = label_is_default;
+        objects.push(obj);
     }
 
     // Lone public keys.
@@ -301,6 +309,7 @@ fn plan(a: &ImportArgs, contents: input::Contents) -> Result<Vec<NewObject>> {
             label,
             id,
             summary,
+            label_is_default: false,
         });
     }
     Ok(objects)
@@ -332,6 +341,7 @@ fn cert_object(der: &[u8], attrs: &Template, label: &str, id: &[u8]) -> Result<N
         label: label.to_string(),
         id: id.to_vec(),
         summary,
+        label_is_default: false,
     })
 }
 
@@ -359,6 +369,24 @@ fn create(session: &Session, obj: &NewObject) -> Result<ObjectHandle> {
             }
         }
     }
+}
+
+/// The label of a private or public key with this ID on the token.
+fn existing_key_label(session: &Session, id: &[u8]) -> Result<Option<String>> {
+    for class in [ObjectClass::PRIVATE_KEY, ObjectClass::PUBLIC_KEY] {
+        let found = session.find_objects(&[Attribute::Class(class), Attribute::Id(id.to_vec())])?;
+        if let Some(h) = found.first() {
+            let attrs = session.get_attributes(*h, &[cryptoki::object::AttributeType::Label])?;
+            for a in attrs {
+                if let Attribute::Label(l) = a {
+                    if !l.is_empty() {
+                        return Ok(Some(String::from_utf8_lossy(&l).into_owned()));
+                    }
+                }
+            }
+        }
+    }
+    Ok(None)
 }
 
 fn class_of(c: CK_OBJECT_CLASS) -> ObjectClass {
@@ -404,6 +432,14 @@ pub fn run(module: Option<&Path>, sel: &TokenSelector, a: &ImportArgs) -> Result
     let pin = ctx.user_pin_for(&info, &a.pin.source())?;
     ctx.login(&session, slot, UserType::User, pin.as_ref())?;
 
+    let mut objects = objects;
+    // A certificate for a key already on the token takes the key's label.
+    for o in objects.iter_mut().filter(|o| o.label_is_default) {
+        if let Some(label) = existing_key_label(&session, &o.id)? {
+            o.template.set(CKA_LABEL, label.as_bytes().to_vec());
+            o.label = label;
+        }
+    }
     // Refuse to make a second object of a class with an ID that is already there.
     for o in &objects {
         let found = session.find_objects(&[
