@@ -136,6 +136,7 @@ pub struct SealedRecord {
     pub nonce: [u8; 12],
     /// AES-256-GCM ciphertext and tag of the encoded attributes (empty plaintext for deletions
     /// and marks: then only the tag, which authenticates the header).
+    #[serde(with = "serde_bytes")]
     pub ct: Vec<u8>,
 }
 
@@ -153,9 +154,13 @@ pub fn record_aad(token: &[u8; 16], seq: u64, id: u64, op: u8, private: bool) ->
     aad
 }
 
-/// The plaintext of a PUT record.
-#[derive(Serialize, Deserialize)]
-struct StoredAttrs(Vec<(u64, Vec<u8>)>);
+/// The plaintext of a PUT record, as written (values borrowed, so no extra copies of secrets).
+#[derive(Serialize)]
+struct StoredAttrsRef<'a>(Vec<(u64, &'a serde_bytes::Bytes)>);
+
+/// The plaintext of a PUT record, as read.
+#[derive(Deserialize)]
+struct StoredAttrs(Vec<(u64, serde_bytes::ByteBuf)>);
 
 impl SealedRecord {
     /// Seal a PUT of `attrs`.
@@ -216,13 +221,15 @@ pub enum Opened {
 }
 
 fn encode_attrs(attrs: &Template) -> Result<Zeroizing<Vec<u8>>> {
-    let list = StoredAttrs(attrs.iter().map(|a| (a.ty, a.value.to_vec())).collect());
-    let out = postcard::to_stdvec(&list).map_err(|e| Error::general(format!("encode: {e}")));
-    // Wipe the temporary copies of the values.
-    for (_, mut v) in list.0 {
-        zeroize::Zeroize::zeroize(&mut v);
-    }
-    out.map(Zeroizing::new)
+    let list = StoredAttrsRef(
+        attrs
+            .iter()
+            .map(|a| (a.ty, serde_bytes::Bytes::new(&a.value)))
+            .collect(),
+    );
+    postcard::to_stdvec(&list)
+        .map(Zeroizing::new)
+        .map_err(|e| Error::general(format!("encode: {e}")))
 }
 
 fn decode_attrs(plain: &[u8]) -> Option<Template> {
@@ -232,7 +239,7 @@ fn decode_attrs(plain: &[u8]) -> Option<Template> {
             .into_iter()
             .map(|(ty, v)| Attribute {
                 ty,
-                value: Zeroizing::new(v),
+                value: Zeroizing::new(v.into_vec()),
             })
             .collect(),
     )
@@ -255,6 +262,7 @@ pub struct PinWrap {
     pub iterations: u32,
     pub nonce: [u8; 12],
     /// AES-256-GCM of the token key under PBKDF2(PIN, salt, iterations).
+    #[serde(with = "serde_bytes")]
     pub wrapped: Vec<u8>,
 }
 

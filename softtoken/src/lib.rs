@@ -83,8 +83,12 @@
 //!   skipped with a log line, and the rest of the token keeps working. A file that someone with
 //!   write access replaces by an older copy (a rollback) cannot be detected: that needs storage
 //!   outside the attacker's reach, which a file token does not have.
-//! * The PIN **failure counters** live in the metadata, so a new process cannot reset them; a
-//!   wrong PIN is counted durably before the answer is returned. Someone who can write the
+//! * The PIN **failure counters** live in the metadata, so a new process cannot reset them.
+//!   As on a smart card, every attempt is counted durably *before* the PIN is checked and the
+//!   count is reset when it was right, so killing the process mid-check never yields an
+//!   uncounted guess. On a full disk the attempt cannot be counted, so no PIN is checked:
+//!   `C_Login` fails with `CKR_DEVICE_MEMORY` until there is space again (public objects stay
+//!   readable, nothing stored is lost). Someone who can write the
 //!   files can of course reset them (or copy the files and attack the PBKDF2 wraps offline):
 //!   the lockout protects against guessing through the PKCS#11 interface.
 //!

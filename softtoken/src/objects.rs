@@ -1,16 +1,29 @@
 //! The in-memory object table of a token: token objects (with their sealed record) and session
-//! objects, plus hash indexes on `CKA_CLASS`, `CKA_ID`, `CKA_LABEL` and `CKA_KEY_TYPE`, so that
-//! `C_FindObjects` with any of them does not walk every object.
+//! objects, plus hash indexes on the attributes applications search by (see [`INDEXED`]), so
+//! that `C_FindObjects` with any of them does not walk every object. An index is built at the
+//! first search that can use it and kept up to date from then on, so opening a token pays only
+//! for the indexes that are used.
 
 use crate::format::SealedRecord;
 use klyuch_crypto::Key;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use token_api::ck::*;
 use token_api::{ObjectId, Template};
 
-/// Attributes with an index.
-pub const INDEXED: [CK_ATTRIBUTE_TYPE; 4] = [CKA_ID, CKA_LABEL, CKA_CLASS, CKA_KEY_TYPE];
+/// Attributes with an index: what applications search by (keys and certificates by
+/// `CKA_ID`, `CKA_LABEL`, `CKA_CLASS`, `CKA_KEY_TYPE`; NSS certificates by `CKA_SUBJECT` and
+/// `CKA_SERIAL_NUMBER`; data objects by `CKA_APPLICATION` and `CKA_OBJECT_ID`).
+pub const INDEXED: [CK_ATTRIBUTE_TYPE; 8] = [
+    CKA_ID,
+    CKA_LABEL,
+    CKA_CLASS,
+    CKA_KEY_TYPE,
+    CKA_SUBJECT,
+    CKA_SERIAL_NUMBER,
+    CKA_APPLICATION,
+    CKA_OBJECT_ID,
+];
 
 /// Session object ids live above this bit; token object ids (record sequence numbers) below.
 pub const SESSION_ID_BASE: ObjectId = 1 << 62;
@@ -36,10 +49,14 @@ impl Obj {
     }
 }
 
+/// Object ids by attribute value (unsorted; small per value).
+type Index = HashMap<Vec<u8>, Vec<ObjectId>>;
+
 #[derive(Default)]
 pub struct Table {
     objs: HashMap<ObjectId, Obj>,
-    index: HashMap<CK_ATTRIBUTE_TYPE, HashMap<Vec<u8>, BTreeSet<ObjectId>>>,
+    /// The indexes built so far.
+    index: HashMap<CK_ATTRIBUTE_TYPE, Index>,
 }
 
 impl Table {
@@ -68,30 +85,38 @@ impl Table {
     }
 
     fn index_add(&mut self, id: ObjectId, attrs: &Template) {
-        for ty in INDEXED {
-            if let Some(v) = attrs.get(ty) {
-                self.index
-                    .entry(ty)
-                    .or_default()
-                    .entry(v.to_vec())
-                    .or_default()
-                    .insert(id);
+        for (ty, idx) in self.index.iter_mut() {
+            if let Some(v) = attrs.get(*ty) {
+                idx.entry(v.to_vec()).or_default().push(id);
             }
         }
     }
 
     fn index_remove(&mut self, id: ObjectId, attrs: &Template) {
-        for ty in INDEXED {
-            if let Some(v) = attrs.get(ty)
-                && let Some(m) = self.index.get_mut(&ty)
-                && let Some(set) = m.get_mut(v)
+        for (ty, idx) in self.index.iter_mut() {
+            if let Some(v) = attrs.get(*ty)
+                && let Some(ids) = idx.get_mut(v)
             {
-                set.remove(&id);
-                if set.is_empty() {
-                    m.remove(v);
+                ids.retain(|&x| x != id);
+                if ids.is_empty() {
+                    idx.remove(v);
                 }
             }
         }
+    }
+
+    /// Build the index of one attribute type if it is not there yet.
+    fn build_index(&mut self, ty: CK_ATTRIBUTE_TYPE) {
+        if self.index.contains_key(&ty) {
+            return;
+        }
+        let mut idx = Index::new();
+        for (id, o) in &self.objs {
+            if let Some(v) = o.attrs.as_ref().and_then(|a| a.get(ty)) {
+                idx.entry(v.to_vec()).or_default().push(*id);
+            }
+        }
+        self.index.insert(ty, idx);
     }
 
     /// Insert or replace an object.
@@ -135,27 +160,30 @@ impl Table {
 
     /// Candidate objects for a search template: the smallest index set of the indexed
     /// attributes it names, or every object. (The caller still filters by the whole template.)
-    pub fn candidates(&self, search: &Template) -> Vec<ObjectId> {
-        let mut best: Option<&BTreeSet<ObjectId>> = None;
+    pub fn candidates(&mut self, search: &Template) -> Vec<ObjectId> {
+        let mut best: Option<&Vec<ObjectId>> = None;
+        for ty in INDEXED {
+            if search.contains(ty) {
+                self.build_index(ty);
+            }
+        }
         for ty in INDEXED {
             let Some(v) = search.get(ty) else { continue };
             match self.index.get(&ty).and_then(|m| m.get(v)) {
                 None => return Vec::new(),
-                Some(set) => {
-                    if best.is_none_or(|b| set.len() < b.len()) {
-                        best = Some(set);
+                Some(ids) => {
+                    if best.is_none_or(|b| ids.len() < b.len()) {
+                        best = Some(ids);
                     }
                 }
             }
         }
-        match best {
-            Some(set) => set.iter().copied().collect(),
-            None => {
-                let mut all: Vec<ObjectId> = self.objs.keys().copied().collect();
-                all.sort_unstable();
-                all
-            }
-        }
+        let mut out = match best {
+            Some(ids) => ids.clone(),
+            None => self.objs.keys().copied().collect(),
+        };
+        out.sort_unstable();
+        out
     }
 }
 

@@ -22,9 +22,15 @@ use token_api::{Error, Result};
 /// `CKR_DEVICE_MEMORY`, anything else `CKR_DEVICE_ERROR`.
 pub fn io_err(what: &str, path: &Path, e: io::Error) -> Error {
     // ENOSPC 28, EFBIG 27, EDQUOT 122 (Linux).
-    let rv = match e.raw_os_error() {
-        Some(27) | Some(28) | Some(122) => CKR_DEVICE_MEMORY,
-        _ => CKR_DEVICE_ERROR,
+    let full = matches!(e.raw_os_error(), Some(27) | Some(28) | Some(122))
+        || matches!(
+            e.kind(),
+            io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded | io::ErrorKind::FileTooLarge
+        );
+    let rv = if full {
+        CKR_DEVICE_MEMORY
+    } else {
+        CKR_DEVICE_ERROR
     };
     Error::with(rv, format!("{what} {}: {e}", path.display()))
 }
@@ -125,7 +131,8 @@ pub fn write_atomic(dir: &Path, dest: &Path, data: &[u8]) -> Result<()> {
         .permissions(fs::Permissions::from_mode(0o600))
         .tempfile_in(dir)
         .map_err(|e| io_err("cannot create a temporary file in", dir, e))?;
-    tmp.write_all(data)
+    tmp.as_file_mut()
+        .write_all(data)
         .and_then(|_| tmp.as_file().sync_all())
         .map_err(|e| io_err("cannot write", tmp.path(), e))?;
     tmp.persist(dest)

@@ -248,89 +248,83 @@ impl SoftToken {
         Ok(())
     }
 
-    /// Verify a PIN against its wrap of the token key and return the token key. A wrong PIN
-    /// is counted in the store (before the answer is returned), a right one resets the count and
-    /// upgrades the KDF iterations if the configuration asks for more. The slow KDF runs without
-    /// the token's lock.
+    /// Verify a PIN against its wrap of the token key and return the token key.
+    ///
+    /// Like a smart card, the attempt is counted in the store *before* the PIN is checked, and
+    /// the count is reset when the PIN was right: killing the process, or a full disk, can
+    /// never give an uncounted guess (on a full disk no PIN is checked at all). A right PIN
+    /// also upgrades the KDF iterations if the configuration asks for more. The slow KDF runs
+    /// without the token's lock.
     fn verify_pin(&self, role: Role, pin: &Pin) -> Result<SecretKey> {
         let max = self.max_failures(role);
         let want_iter = self.shared.cfg.kdf_iterations;
-        for _ in 0..3 {
-            let (wrap, uuid) = self.with_ready(|r| {
-                let w = r.meta.wrap(role).cloned().ok_or_else(|| {
+        let (wrap, uuid, used) = self.with_ready(|r| {
+            let mut out = None;
+            r.update_meta(|m| {
+                let w = m.wrap(role).cloned().ok_or_else(|| {
                     Error::with(CKR_USER_PIN_NOT_INITIALIZED, "the user PIN is not set")
                 })?;
-                if r.meta.failures(role) >= max {
+                let n = m.failures(role);
+                if n >= max {
                     return Err(Error::with(CKR_PIN_LOCKED, locked_msg(role)));
                 }
-                Ok((w, r.meta.uuid))
+                *m.failures_mut(role) = n + 1;
+                out = Some((w, m.uuid, n + 1));
+                Ok(true)
             })?;
-            let kek = seal::derive_kek(pin.expose(), &wrap.salt, wrap.iterations);
-            let key = wrap.unwrap_with(&uuid, role, &kek);
-            // Upgrade the KDF (slow, so prepared here; rare).
-            let upgraded = match &key {
-                Some(k) if wrap.iterations < want_iter => {
-                    Some(PinWrap::new(&uuid, role, pin.expose(), want_iter, k)?)
+            out.ok_or_else(|| Error::general("PIN check not started"))
+        })?;
+        let kek = seal::derive_kek(pin.expose(), &wrap.salt, wrap.iterations);
+        let Some(key) = wrap.unwrap_with(&uuid, role, &kek) else {
+            log::warn!("wrong {role:?} PIN ({used} of {max} tries used)");
+            return Err(if used >= max {
+                Error::with(
+                    CKR_PIN_INCORRECT,
+                    format!("wrong PIN; the {role:?} PIN is now locked"),
+                )
+            } else {
+                Error::with(
+                    CKR_PIN_INCORRECT,
+                    format!("wrong PIN; {} tries left", max - used),
+                )
+            });
+        };
+        let upgraded = if wrap.iterations < want_iter {
+            Some(PinWrap::new(&uuid, role, pin.expose(), want_iter, &key)?)
+        } else {
+            None
+        };
+        let reset = self.with_ready(|r| {
+            r.update_meta(|m| {
+                if m.uuid != uuid {
+                    return Err(Error::with(
+                        CKR_DEVICE_ERROR,
+                        "the token was re-initialised meanwhile",
+                    ));
                 }
-                _ => None,
-            };
-            let mut result: Option<Result<SecretKey>> = None;
-            self.with_ready(|r| {
-                r.update_meta(|m| {
-                    if m.uuid != uuid || m.wrap(role) != Some(&wrap) {
-                        return Ok(false); // changed meanwhile: try again
-                    }
-                    if m.failures(role) >= max {
-                        result = Some(Err(Error::with(CKR_PIN_LOCKED, locked_msg(role))));
-                        return Ok(false);
-                    }
-                    match &key {
-                        Some(k) => {
-                            let mut changed = false;
-                            if m.failures(role) != 0 {
-                                *m.failures_mut(role) = 0;
-                                changed = true;
-                            }
-                            if let Some(w) = &upgraded {
-                                log::info!(
-                                    "raising the {role:?} PIN KDF iterations from {} to {}",
-                                    wrap.iterations,
-                                    w.iterations
-                                );
-                                set_wrap(m, role, w.clone());
-                                changed = true;
-                            }
-                            result = Some(Ok(k.clone()));
-                            Ok(changed)
-                        }
-                        None => {
-                            let n = m.failures(role).saturating_add(1);
-                            *m.failures_mut(role) = n;
-                            log::warn!("wrong {role:?} PIN ({n} of {max} tries used)");
-                            result = Some(Err(if n >= max {
-                                Error::with(
-                                    CKR_PIN_INCORRECT,
-                                    format!("wrong PIN; the {role:?} PIN is now locked"),
-                                )
-                            } else {
-                                Error::with(
-                                    CKR_PIN_INCORRECT,
-                                    format!("wrong PIN; {} tries left", max - n),
-                                )
-                            }));
-                            Ok(true)
-                        }
-                    }
-                })
-            })?;
-            if let Some(r) = result {
-                return r;
+                *m.failures_mut(role) = 0;
+                if let Some(w) = &upgraded
+                    && m.wrap(role) == Some(&wrap)
+                {
+                    log::info!(
+                        "raising the {role:?} PIN KDF iterations from {} to {}",
+                        wrap.iterations,
+                        w.iterations
+                    );
+                    set_wrap(m, role, w.clone());
+                }
+                Ok(true)
+            })
+        });
+        match reset {
+            Ok(()) => Ok(key),
+            Err(e) if e.rv() == CKR_DEVICE_MEMORY => {
+                // The PIN was right; the count stays one higher until the next login.
+                log::warn!("the PIN was right but its try count could not be reset: {e}");
+                Ok(key)
             }
+            Err(e) => Err(e),
         }
-        Err(Error::with(
-            CKR_DEVICE_ERROR,
-            "the PIN data kept changing while checking the PIN",
-        ))
     }
 
     /// Verify the user PIN for a context-specific login (`CKA_ALWAYS_AUTHENTICATE` keys).
