@@ -440,6 +440,7 @@ pub fn new_object(
     let groups = groups(class, key_type)?;
 
     let mut out = check_attrs(op, template, &groups, is_so)?;
+    out.set_ulong(CKA_CLASS, class);
     for c in contributed.iter() {
         match out.get(c.ty) {
             Some(v) if v != c.value.as_slice() => {
