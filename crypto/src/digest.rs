@@ -142,36 +142,78 @@ impl MechanismImpl for DigestMech {
             return Err(param_invalid("digest mechanisms take no parameter"));
         }
         Ok(Box::new(DigestCtx {
-            len: self.0.len(),
-            ctx: Some(self.0.context()),
+            hash: self.0,
+            state: State::Small {
+                buf: [0; SMALL],
+                len: 0,
+            },
         }))
     }
 }
 
+/// Inputs up to this size are hashed with aws-lc's one-shot function at the end, which is much
+/// cheaper than setting up a streaming context (a `C_Digest` of a short message).
+const SMALL: usize = 256;
+
+enum State {
+    Small { buf: [u8; SMALL], len: usize },
+    Streaming(digest::Context),
+    Done,
+}
+
 struct DigestCtx {
-    len: usize,
-    /// `None` after `finish`.
-    ctx: Option<digest::Context>,
+    hash: Hash,
+    state: State,
+}
+
+impl Drop for DigestCtx {
+    fn drop(&mut self) {
+        // the input may be key material (C_DigestKey)
+        // (only the used part: zeroize writes byte by byte)
+        if let State::Small { buf, len } = &mut self.state {
+            zeroize::Zeroize::zeroize(&mut buf[..*len]);
+        }
+    }
 }
 
 impl DigestOp for DigestCtx {
     fn digest_len(&self) -> usize {
-        self.len
+        self.hash.len()
     }
     fn update(&mut self, data: &[u8]) -> Result<()> {
-        match &mut self.ctx {
-            Some(c) => {
-                c.update(data);
-                Ok(())
+        match &mut self.state {
+            State::Small { buf, len } if *len + data.len() <= SMALL => {
+                buf[*len..*len + data.len()].copy_from_slice(data);
+                *len += data.len();
             }
-            None => Err(Error::new(CKR_OPERATION_NOT_INITIALIZED)),
+            State::Small { buf, len } => {
+                let mut c = self.hash.context();
+                c.update(&buf[..*len]);
+                c.update(data);
+                zeroize::Zeroize::zeroize(&mut buf[..*len]);
+                self.state = State::Streaming(c);
+            }
+            State::Streaming(c) => c.update(data),
+            State::Done => return Err(Error::new(CKR_OPERATION_NOT_INITIALIZED)),
         }
+        Ok(())
     }
     fn finish(&mut self) -> Result<Vec<u8>> {
-        match self.ctx.take() {
-            Some(c) => Ok(c.finish().as_ref().to_vec()),
-            None => Err(Error::new(CKR_OPERATION_NOT_INITIALIZED)),
-        }
+        let out = match &mut self.state {
+            State::Small { buf, len } => {
+                let d = digest::digest(self.hash.alg(), &buf[..*len]);
+                zeroize::Zeroize::zeroize(&mut buf[..*len]);
+                *len = 0;
+                d.as_ref().to_vec()
+            }
+            State::Streaming(_) => match std::mem::replace(&mut self.state, State::Done) {
+                State::Streaming(c) => c.finish().as_ref().to_vec(),
+                _ => return Err(Error::new(CKR_OPERATION_NOT_INITIALIZED)),
+            },
+            State::Done => return Err(Error::new(CKR_OPERATION_NOT_INITIALIZED)),
+        };
+        self.state = State::Done;
+        Ok(out)
     }
 }
 
@@ -214,6 +256,16 @@ mod tests {
             assert_eq!(op.finish().unwrap_err().rv(), CKR_OPERATION_NOT_INITIALIZED);
         }
         assert_eq!(hash(CKM_MD5, b"").unwrap_err().rv(), CKR_MECHANISM_INVALID);
+        // long inputs switch from the one-shot buffer to a streaming context
+        let data: Vec<u8> = (0..5000u32).map(|i| i as u8).collect();
+        for h in Hash::ALL {
+            for split in [0usize, 1, 255, 256, 257, 4999] {
+                let mut op = DigestMech(h).digest_init(&MechParam::None).unwrap();
+                op.update(&data[..split]).unwrap();
+                op.update(&data[split..]).unwrap();
+                assert_eq!(op.finish().unwrap(), h.digest(&data));
+            }
+        }
         assert_eq!(
             DigestMech(Hash::Sha256)
                 .digest_init(&MechParam::Ulong(1))

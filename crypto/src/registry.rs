@@ -270,9 +270,20 @@ pub fn mechanisms() -> &'static [&'static dyn MechanismImpl] {
     &ALL
 }
 
+/// The mechanisms sorted by type, for [`find`] (called on every `C_*Init`).
+static BY_TYPE: LazyLock<Vec<(CK_MECHANISM_TYPE, &'static dyn MechanismImpl)>> =
+    LazyLock::new(|| {
+        let mut v: Vec<_> = ALL.iter().map(|m| (m.ty(), *m)).collect();
+        v.sort_by_key(|e| e.0);
+        v
+    });
+
 /// The implementation of one mechanism type.
 pub fn find(ty: CK_MECHANISM_TYPE) -> Option<&'static dyn MechanismImpl> {
-    mechanisms().iter().copied().find(|m| m.ty() == ty)
+    BY_TYPE
+        .binary_search_by_key(&ty, |e| e.0)
+        .ok()
+        .map(|i| BY_TYPE[i].1)
 }
 
 /// For a hash-and-sign mechanism, the digest mechanism and the raw signature mechanism it is
