@@ -14,6 +14,17 @@ use zeroize::Zeroizing;
 use crate::digest::Hash;
 use crate::util::err;
 
+/// The largest modulus the encodings accept: 16384 bits (aws-lc's limit for RSA keys), so a bad
+/// length can never ask for a huge allocation.
+const MAX_K: usize = 16384 / 8;
+
+fn check_k(k: usize) -> Result<()> {
+    if k > MAX_K {
+        return Err(err(CKR_KEY_SIZE_RANGE, "modulus too large"));
+    }
+    Ok(())
+}
+
 fn hash_of(mech: CK_MECHANISM_TYPE) -> Result<Hash> {
     Hash::from_mech(mech)
         .ok_or_else(|| Error::with(CKR_MECHANISM_PARAM_INVALID, "unsupported hash mechanism"))
@@ -43,6 +54,7 @@ pub fn digest_info(hash_mech: CK_MECHANISM_TYPE, digest: &[u8]) -> Result<Vec<u8
 /// `00 01 FF..FF 00 || T`, `k` bytes. `T` (usually a DigestInfo) may be at most `k - 11` bytes,
 /// else `CKR_DATA_LEN_RANGE`.
 pub fn pkcs1_v15_sign_pad(t: &[u8], modulus_len: usize) -> Result<Vec<u8>> {
+    check_k(modulus_len)?;
     if t.len() + 11 > modulus_len {
         return Err(err(
             CKR_DATA_LEN_RANGE,
@@ -61,6 +73,7 @@ pub fn pkcs1_v15_sign_pad(t: &[u8], modulus_len: usize) -> Result<Vec<u8>> {
 /// RSAES-PKCS1-v1_5 encryption encoding (RFC 8017 §7.2.1 step 2, block type 2):
 /// `00 02 PS 00 M` with `PS` random non-zero bytes; `M` at most `k - 11` bytes.
 pub fn pkcs1_v15_encrypt_pad(m: &[u8], modulus_len: usize) -> Result<Zeroizing<Vec<u8>>> {
+    check_k(modulus_len)?;
     if m.len() + 11 > modulus_len {
         return Err(err(
             CKR_DATA_LEN_RANGE,
@@ -157,6 +170,15 @@ pub fn pss_encode(
 ) -> Result<Vec<u8>> {
     let h = hash_of(hash_mech)?;
     let mh = mgf_of(mgf)?;
+    check_k(modulus_bits.div_ceil(8))?;
+    if modulus_bits.saturating_sub(1).div_ceil(8)
+        < h.len().saturating_add(salt_len).saturating_add(2)
+    {
+        return Err(err(
+            CKR_MECHANISM_PARAM_INVALID,
+            "PSS salt too long for the modulus",
+        ));
+    }
     let mut salt = Zeroizing::new(vec![0u8; salt_len]);
     crate::random::fill(&mut salt)?;
     pss_encode_with_salt(h, mh, &salt, digest, modulus_bits)
@@ -172,6 +194,7 @@ pub(crate) fn pss_encode_with_salt(
     if digest.len() != h.len() {
         return Err(err(CKR_DATA_LEN_RANGE, "PSS input must be one hash long"));
     }
+    check_k(modulus_bits.div_ceil(8))?;
     if modulus_bits < 2 {
         return Err(err(CKR_KEY_SIZE_RANGE, "modulus too small"));
     }
@@ -241,7 +264,7 @@ pub(crate) fn pss_verify_inner(
     modulus_bits: usize,
 ) -> bool {
     let k = k_of(modulus_bits);
-    if modulus_bits < 2 || block.len() != k || digest.len() != h.len() {
+    if modulus_bits < 2 || k > MAX_K || block.len() != k || digest.len() != h.len() {
         return false;
     }
     let em_bits = modulus_bits - 1;
@@ -252,7 +275,7 @@ pub(crate) fn pss_verify_inner(
         return false;
     }
     let em = &block[k - em_len..];
-    if em_len < hlen + salt_len + 2 || em[em_len - 1] != 0xbc {
+    if em_len < hlen.saturating_add(salt_len).saturating_add(2) || em[em_len - 1] != 0xbc {
         return false;
     }
     let (masked_db, rest) = em.split_at(em_len - hlen - 1);
@@ -292,6 +315,7 @@ pub fn oaep_encode(
     let h = hash_of(hash_mech)?;
     let mh = mgf_of(mgf)?;
     let hlen = h.len();
+    check_k(k)?;
     if k < 2 * hlen + 2 || m.len() > k - 2 * hlen - 2 {
         return Err(err(CKR_DATA_LEN_RANGE, "input too long for OAEP"));
     }
