@@ -105,8 +105,29 @@
 //! (subject, issuer, serial number and validity taken from the DER when not given), public,
 //! private and secret keys (RSA, EC, EdDSA, GOST R 34.10-2012, generic secret, AES, GOST
 //! ciphers); token and session objects. Defaults: private and secret keys are private, sensitive
-//! and unextractable; data, certificates and public keys are public. Finds by `CKA_CLASS`,
-//! `CKA_ID`, `CKA_LABEL` and `CKA_KEY_TYPE` use hash indexes.
+//! and unextractable; data, certificates and public keys are public.
+//!
+//! ## Performance
+//!
+//! Opening the store reads only the metadata of each token; a token's object log is read at
+//! its first object call, private records are decrypted at the user's login, and a hash index
+//! per attribute type (`CKA_ID`, `CKA_LABEL`, `CKA_CLASS`, `CKA_KEY_TYPE`, `CKA_SUBJECT`,
+//! `CKA_SERIAL_NUMBER`, `CKA_APPLICATION`, `CKA_OBJECT_ID`) is built at the first search that
+//! uses it and then kept up to date. After that a call costs one `stat` of the metadata and of
+//! the log. Measured on the 2-core development machine (release build, other builds running;
+//! `cargo test -p softtoken --release --test perf -- --ignored --nocapture`), data objects with
+//! half of them private:
+//!
+//! | objects | module start | start + first find | login + decrypt | find by id | find by label |
+//! |---:|---:|---:|---:|---:|---:|
+//! | 0 | 0.02 ms | 0.04 ms | 8 ms | 3 µs | 5 µs |
+//! | 100 | 0.03 ms | 0.19 ms | 15 ms | 4 µs | 5 µs |
+//! | 1,000 | 0.02 ms | 0.97 ms | 3 ms | 3 µs | 3 µs |
+//! | 10,000 | 0.03 ms | 10.4 ms | 11 ms | 4 µs | 6 µs |
+//!
+//! (Login includes PBKDF2 with the test's 1,000 iterations and two fsynced metadata writes;
+//! with 10,000 public objects the first find takes about 22 ms.) SoftHSMv2 on the same kind of
+//! machine: about 140 ms per find by `CKA_ID` among 10,000 objects, 300–430 ms module start.
 #![forbid(unsafe_code)]
 
 pub mod format;

@@ -10,7 +10,7 @@
 //!                              by tmp + fsync + rename + dir fsync)
 //! ```
 
-use crate::format::{self, Meta};
+use crate::format::Meta;
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
@@ -427,13 +427,4 @@ pub fn list_tokens(store: &Path) -> Result<Vec<(PathBuf, Meta)>> {
         }
     }
     Ok(out)
-}
-
-/// Frames of a whole file, for tests and tools: (kind, body) of each intact frame.
-pub fn frames_of(buf: &[u8]) -> Vec<(u8, Vec<u8>)> {
-    format::scan(buf)
-        .frames
-        .iter()
-        .map(|f| (f.kind, f.body.to_vec()))
-        .collect()
 }
