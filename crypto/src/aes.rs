@@ -416,11 +416,20 @@ impl CipherOp for AesCtrOp {
     }
 }
 
-/// `CKM_AES_GCM` (NIST SP 800-38D) with a 96-bit IV and a 128-bit tag.
+/// `CKM_AES_GCM` (NIST SP 800-38D): IVs of 1 to 256 bytes, tags of 32, 64 or 96..128 bits
+/// (SP 800-38D §5.2.1.2). The common case (96-bit IV, 128-bit tag) runs through aws-lc-rs, the
+/// others through aws-lc's `EVP_AEAD` in `ffi.rs`.
 pub(crate) struct AesGcmMech;
 pub(crate) static AES_GCM: AesGcmMech = AesGcmMech;
 
-const GCM_TAG: usize = 16;
+/// The longest IV accepted (PKCS#11 allows up to 2^32-1 bytes; nobody needs more than this).
+const GCM_MAX_IV: usize = 256;
+
+enum GcmKey {
+    /// 96-bit IV, 128-bit tag.
+    Standard(LessSafeKey),
+    Other(crate::ffi::AesGcm),
+}
 
 impl AesGcmMech {
     fn op(&self, key: &Key, p: &MechParam, decrypt: bool) -> Result<AesGcmOp> {
@@ -428,24 +437,32 @@ impl AesGcmMech {
         let MechParam::Gcm { iv, aad, tag_bits } = p else {
             return Err(param_invalid("AES-GCM needs CK_GCM_PARAMS"));
         };
-        let nonce: [u8; 12] = iv
-            .as_slice()
-            .try_into()
-            .map_err(|_| param_invalid("AES-GCM supports 12-byte IVs only"))?;
-        if *tag_bits != 128 {
-            return Err(param_invalid("AES-GCM supports 128-bit tags only"));
+        if iv.is_empty() || iv.len() > GCM_MAX_IV {
+            return Err(param_invalid("AES-GCM IV must be 1..256 bytes"));
         }
-        let a = match k.len() {
-            16 => &aead::AES_128_GCM,
-            24 => &aead::AES_192_GCM,
-            _ => &aead::AES_256_GCM,
+        let tag_len = match *tag_bits {
+            32 | 64 | 96 | 104 | 112 | 120 | 128 => to_usize(*tag_bits) / 8,
+            _ => return Err(param_invalid("AES-GCM tag must be 32, 64 or 96..128 bits")),
         };
-        let key = LessSafeKey::new(
-            UnboundKey::new(a, k).map_err(|_| Error::general("AES-GCM key setup failed"))?,
-        );
+        let gkey = if iv.len() == 12 && tag_len == GCM_TAG {
+            let a = match k.len() {
+                16 => &aead::AES_128_GCM,
+                24 => &aead::AES_192_GCM,
+                _ => &aead::AES_256_GCM,
+            };
+            GcmKey::Standard(LessSafeKey::new(
+                UnboundKey::new(a, k).map_err(|_| Error::general("AES-GCM key setup failed"))?,
+            ))
+        } else {
+            GcmKey::Other(
+                crate::ffi::AesGcm::new(k, tag_len)
+                    .map_err(|_| Error::general("AES-GCM key setup failed"))?,
+            )
+        };
         Ok(AesGcmOp {
-            key,
-            nonce,
+            key: gkey,
+            iv: iv.clone(),
+            tag_len,
             aad: aad.clone(),
             buf: Zeroizing::new(Vec::new()),
             decrypt,
@@ -468,9 +485,12 @@ impl MechanismImpl for AesGcmMech {
     }
 }
 
+const GCM_TAG: usize = 16;
+
 struct AesGcmOp {
-    key: LessSafeKey,
-    nonce: [u8; 12],
+    key: GcmKey,
+    iv: Vec<u8>,
+    tag_len: usize,
     aad: Vec<u8>,
     buf: Zeroizing<Vec<u8>>,
     decrypt: bool,
@@ -485,9 +505,9 @@ impl CipherOp for AesGcmOp {
     fn output_len(&self, input_len: usize) -> usize {
         let total = self.buf.len().saturating_add(input_len);
         if self.decrypt {
-            total.saturating_sub(GCM_TAG)
+            total.saturating_sub(self.tag_len)
         } else {
-            total.saturating_add(GCM_TAG)
+            total.saturating_add(self.tag_len)
         }
     }
     fn final_len(&self) -> usize {
@@ -499,25 +519,39 @@ impl CipherOp for AesGcmOp {
     }
     fn finish(&mut self) -> Result<Vec<u8>> {
         let mut data = std::mem::take(&mut self.buf);
-        let nonce = Nonce::assume_unique_for_key(self.nonce);
         if self.decrypt {
-            if data.len() < GCM_TAG {
+            if data.len() < self.tag_len {
                 return Err(err(
                     CKR_ENCRYPTED_DATA_LEN_RANGE,
                     "shorter than the GCM tag",
                 ));
             }
-            let plain = self
-                .key
-                .open_in_place(nonce, Aad::from(&self.aad), &mut data)
-                .map_err(|_| err(CKR_ENCRYPTED_DATA_INVALID, "GCM tag mismatch"))?;
-            Ok(plain.to_vec())
+            let bad = |_| err(CKR_ENCRYPTED_DATA_INVALID, "GCM tag mismatch");
+            match &self.key {
+                GcmKey::Standard(k) => {
+                    let nonce = Nonce::try_assume_unique_for_key(&self.iv)
+                        .map_err(|_| Error::general("bad GCM nonce"))?;
+                    let plain = k
+                        .open_in_place(nonce, Aad::from(&self.aad), &mut data)
+                        .map_err(|_| err(CKR_ENCRYPTED_DATA_INVALID, "GCM tag mismatch"))?;
+                    Ok(plain.to_vec())
+                }
+                GcmKey::Other(k) => Ok(k.open(&self.iv, &self.aad, &data).map_err(bad)?.to_vec()),
+            }
         } else {
-            let mut out = data.to_vec();
-            self.key
-                .seal_in_place_append_tag(nonce, Aad::from(&self.aad), &mut out)
-                .map_err(failed)?;
-            Ok(out)
+            match &self.key {
+                GcmKey::Standard(k) => {
+                    let nonce = Nonce::try_assume_unique_for_key(&self.iv)
+                        .map_err(|_| Error::general("bad GCM nonce"))?;
+                    let mut out = data.to_vec();
+                    k.seal_in_place_append_tag(nonce, Aad::from(&self.aad), &mut out)
+                        .map_err(failed)?;
+                    Ok(out)
+                }
+                GcmKey::Other(k) => k
+                    .seal(&self.iv, &self.aad, &data)
+                    .map_err(|_| Error::general("AES-GCM failed")),
+            }
         }
     }
 }

@@ -543,3 +543,107 @@ impl EcKey {
         true
     }
 }
+
+/// An aws-lc AES-GCM `EVP_AEAD_CTX` with any tag length (for the `CK_GCM_PARAMS` IV and tag
+/// sizes aws-lc-rs does not offer: IVs other than 96 bits, truncated tags).
+pub(crate) struct AesGcm {
+    ptr: NonNull<sys::EVP_AEAD_CTX>,
+    tag_len: usize,
+}
+
+// SAFETY: the context is immutable after `EVP_AEAD_CTX_new`; seal and open take a
+// `const EVP_AEAD_CTX *` and may run concurrently (aws-lc `include/openssl/aead.h`).
+unsafe impl Send for AesGcm {}
+// SAFETY: as above.
+unsafe impl Sync for AesGcm {}
+
+impl Drop for AesGcm {
+    fn drop(&mut self) {
+        // SAFETY: we own the context and free it exactly once (this also wipes the key schedule).
+        unsafe { sys::EVP_AEAD_CTX_free(self.ptr.as_ptr()) }
+    }
+}
+
+impl AesGcm {
+    /// A context for a 16/24/32-byte key and a tag of `tag_len` bytes (1..=16).
+    pub fn new(key: &[u8], tag_len: usize) -> Result<AesGcm, Failed> {
+        // SAFETY: the EVP_aead_* functions return pointers to static method tables.
+        let aead = unsafe {
+            match key.len() {
+                16 => sys::EVP_aead_aes_128_gcm(),
+                24 => sys::EVP_aead_aes_192_gcm(),
+                32 => sys::EVP_aead_aes_256_gcm(),
+                _ => return Err(Failed),
+            }
+        };
+        if !(1..=16).contains(&tag_len) {
+            return Err(Failed);
+        }
+        // SAFETY: `aead` is a valid static table, `key` is valid for its length; aws-lc copies the
+        // key; the new context is owned by the wrapper.
+        let p = unsafe { sys::EVP_AEAD_CTX_new(aead, key.as_ptr(), key.len(), tag_len) };
+        match NonNull::new(p) {
+            Some(ptr) => Ok(AesGcm { ptr, tag_len }),
+            None => failed(),
+        }
+    }
+
+    /// Encrypt: ciphertext || tag.
+    pub fn seal(&self, nonce: &[u8], aad: &[u8], input: &[u8]) -> Result<Vec<u8>, Failed> {
+        let max = input.len().checked_add(self.tag_len).ok_or(Failed)?;
+        let mut out = vec![0u8; max];
+        let mut out_len = 0usize;
+        // SAFETY: all slices are valid for their lengths, `out` has room for `max` bytes which
+        // aws-lc never exceeds; the context is only read.
+        let ok = unsafe {
+            sys::EVP_AEAD_CTX_seal(
+                self.ptr.as_ptr(),
+                out.as_mut_ptr(),
+                &mut out_len,
+                max,
+                nonce.as_ptr(),
+                nonce.len(),
+                input.as_ptr(),
+                input.len(),
+                aad.as_ptr(),
+                aad.len(),
+            )
+        };
+        if ok != 1 || out_len > max {
+            return failed();
+        }
+        out.truncate(out_len);
+        Ok(out)
+    }
+
+    /// Decrypt and check the tag (the last `tag_len` bytes of `input`).
+    pub fn open(
+        &self,
+        nonce: &[u8],
+        aad: &[u8],
+        input: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, Failed> {
+        let mut out = Zeroizing::new(vec![0u8; input.len()]);
+        let mut out_len = 0usize;
+        // SAFETY: as in `seal`; the plaintext is at most as long as the input.
+        let ok = unsafe {
+            sys::EVP_AEAD_CTX_open(
+                self.ptr.as_ptr(),
+                out.as_mut_ptr(),
+                &mut out_len,
+                input.len(),
+                nonce.as_ptr(),
+                nonce.len(),
+                input.as_ptr(),
+                input.len(),
+                aad.as_ptr(),
+                aad.len(),
+            )
+        };
+        if ok != 1 || out_len > input.len() {
+            return failed();
+        }
+        out.truncate(out_len);
+        Ok(out)
+    }
+}

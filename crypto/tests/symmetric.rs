@@ -240,8 +240,8 @@ fn ctr_counter_bits() {
     );
 }
 
-/// NIST GCM test vectors (gcmEncryptExtIV128.rsp; McGrew & Viega "The Galois/Counter Mode of
-/// Operation", test case 4 without AAD replaced by test case 3 / 4 below).
+/// McGrew & Viega, "The Galois/Counter Mode of Operation (GCM)" (2005), appendix B, test
+/// cases 4 and 5.
 #[test]
 fn gcm_known_answers() {
     // McGrew-Viega test case 4 (AES-128, 60-byte plaintext, 20-byte AAD)
@@ -289,17 +289,56 @@ fn gcm_known_answers() {
         rv(decrypt(CKM_AES_GCM, &p, &key, &want[..15])),
         CKR_ENCRYPTED_DATA_LEN_RANGE
     );
+    // McGrew-Viega test case 5: the same with a 64-bit IV (through aws-lc's EVP_AEAD)
+    let p5 = MechParam::Gcm {
+        iv: h("cafebabefacedbad"),
+        aad: h("feedfacedeadbeeffeedfacedeadbeefabaddad2"),
+        tag_bits: 128,
+    };
+    let want5 = h(
+        "61353b4c2806934a777ff51fa22a4755699b2a714fcdc6f83766e5f97b6c742373806900e49f24b22b097544d4896b424989b5e1ebac0f07c23f45983612d2e79e3b0785561be14aaca2fccb",
+    );
+    assert_eq!(encrypt(CKM_AES_GCM, &p5, &key, &pt).unwrap(), want5);
+    assert_eq!(decrypt(CKM_AES_GCM, &p5, &key, &want5).unwrap(), pt);
+    // truncated tags are prefixes of the full tag (SP 800-38D §7.1 step 7: MSB_t)
+    for bits in [32u64, 64, 96, 104, 112, 120] {
+        let pt_ = MechParam::Gcm {
+            iv: h("cafebabefacedbaddecaf888"),
+            aad: h("feedfacedeadbeeffeedfacedeadbeefabaddad2"),
+            tag_bits: bits as CK_ULONG,
+        };
+        let n = ct.len() + bits as usize / 8;
+        let c = encrypt(CKM_AES_GCM, &pt_, &key, &pt).unwrap();
+        assert_eq!(c, want[..n]);
+        assert_eq!(decrypt(CKM_AES_GCM, &pt_, &key, &c).unwrap(), pt);
+        let mut bad = c.clone();
+        bad[n - 1] ^= 1;
+        assert_eq!(
+            rv(decrypt(CKM_AES_GCM, &pt_, &key, &bad)),
+            CKR_ENCRYPTED_DATA_INVALID
+        );
+    }
     // unsupported parameters
     for bad in [
         MechParam::Gcm {
-            iv: vec![0; 16],
+            iv: vec![],
+            aad: vec![],
+            tag_bits: 128,
+        },
+        MechParam::Gcm {
+            iv: vec![0; 257],
             aad: vec![],
             tag_bits: 128,
         },
         MechParam::Gcm {
             iv: vec![0; 12],
             aad: vec![],
-            tag_bits: 96,
+            tag_bits: 100,
+        },
+        MechParam::Gcm {
+            iv: vec![0; 12],
+            aad: vec![],
+            tag_bits: 0,
         },
         MechParam::None,
     ] {
