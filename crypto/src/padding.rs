@@ -157,8 +157,9 @@ fn k_of(bits: usize) -> usize {
     bits.div_ceil(8)
 }
 
-/// EMSA-PSS-ENCODE (RFC 8017 §9.1.1) of a message hash `digest`, with hash `hash_mech`, MGF1 with
-/// `mgf` (a `CKG_MGF1_*`), a random salt of `salt_len` bytes, for a modulus of `modulus_bits`.
+/// EMSA-PSS-ENCODE (RFC 8017 §9.1.1) of a message hash `digest`, with hash `hash_mech` (a digest
+/// mechanism, `CKM_SHA256`), MGF1 with `mgf` (the `CKG_MGF1_*` value of `CK_RSA_PKCS_PSS_PARAMS`,
+/// as `MechParam::RsaPss` carries it), a random salt of `salt_len` bytes, for a modulus of `modulus_bits`.
 /// Returns the `k`-byte block for the raw private operation (the encoded message `EM` of
 /// `emLen = ceil((modBits-1)/8)` bytes, left-padded with a zero byte when `emLen < k`).
 pub fn pss_encode(
