@@ -10,7 +10,19 @@ use token_api::{Result, SlotSource};
 type Factory = fn(&Config) -> Result<Option<Arc<dyn SlotSource>>>;
 
 /// (name, factory) for every backend, in slot-numbering order.
-const BACKENDS: &[(&str, Factory)] = &[];
+const BACKENDS: &[(&str, Factory)] = &[
+    ("softtoken", softtoken::SoftTokenSource::factory),
+    ("pcsc", pcsc),
+];
+
+/// PC/SC readers (`KLYUCH_PCSC=0` or `[pcsc] enabled = false` switches them off). Starts without
+/// error when pcscd is not running: then there are no reader slots.
+fn pcsc(cfg: &Config) -> Result<Option<Arc<dyn SlotSource>>> {
+    if !cfg.pcsc.enabled {
+        return Ok(None);
+    }
+    Ok(Some(Arc::new(pcsc_backend::PcscSource::new(cfg)?)))
+}
 
 /// Build every enabled backend. A backend that fails to start is logged and left out, so that
 /// one broken backend (say, a missing pcscd) never breaks the others.
