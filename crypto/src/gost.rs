@@ -62,6 +62,11 @@ pub(crate) fn public_attributes(k: &GostKey) -> Result<Template> {
     match *k {}
 }
 
+/// The DER SubjectPublicKeyInfo of a GOST key (RFC 9215 §3).
+pub(crate) fn public_key_info(k: &GostKey) -> Result<Vec<u8>> {
+    match *k {}
+}
+
 /// PKCS#8 DER of a GOST private key.
 pub(crate) fn to_pkcs8(k: &GostKey) -> Result<Zeroizing<Vec<u8>>> {
     match *k {}

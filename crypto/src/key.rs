@@ -262,6 +262,54 @@ impl Key {
         Ok(t)
     }
 
+    /// The public half as a DER `SubjectPublicKeyInfo` (RFC 5280 §4.1.2.7), the value of
+    /// `CKA_PUBLIC_KEY_INFO` for public and private keys. `CKR_KEY_TYPE_INCONSISTENT` for secret
+    /// keys.
+    pub fn public_key_info(&self) -> Result<Vec<u8>> {
+        use der::asn1::{BitString, ObjectIdentifier, UintRef};
+        use der::{Any, Decode, Encode};
+        use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
+
+        /// `RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER }` (RFC 8017 A.1.1).
+        #[derive(der::Sequence)]
+        struct RsaPublicKey<'a> {
+            modulus: UintRef<'a>,
+            public_exponent: UintRef<'a>,
+        }
+        /// rsaEncryption (RFC 8017 A.1), id-ecPublicKey (RFC 5480 §2.1.1), id-Ed25519 (RFC 8410 §3).
+        const RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+        const EC: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+        const ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
+
+        let bad = |_| Error::general("cannot encode the public key");
+        let (oid, parameters, key) = match &self.kind {
+            KeyKind::Rsa(r) => {
+                let p = r.parts();
+                let k = RsaPublicKey {
+                    modulus: UintRef::new(&p.n).map_err(bad)?,
+                    public_exponent: UintRef::new(&p.e).map_err(bad)?,
+                };
+                (RSA, Some(Any::null()), k.to_der().map_err(bad)?)
+            }
+            KeyKind::Ec { curve, key } => {
+                let params = Any::from_der(curve.oid_der()).map_err(bad)?;
+                (EC, Some(params), key.public_point())
+            }
+            KeyKind::Ed25519Private(kp) => (ED25519, None, kp.public_key().as_ref().to_vec()),
+            KeyKind::Ed25519Public { raw, .. } => (ED25519, None, raw.to_vec()),
+            KeyKind::Gost(g) => return gost::public_key_info(g),
+            KeyKind::Secret(_) => {
+                return Err(key_type_inconsistent("a secret key has no public half"));
+            }
+        };
+        SubjectPublicKeyInfoOwned {
+            algorithm: AlgorithmIdentifierOwned { oid, parameters },
+            subject_public_key: BitString::from_bytes(&key).map_err(bad)?,
+        }
+        .to_der()
+        .map_err(bad)
+    }
+
     pub(crate) fn rsa(&self) -> Option<&ffi::Rsa> {
         match &self.kind {
             KeyKind::Rsa(r) => Some(r),

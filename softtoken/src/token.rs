@@ -358,9 +358,10 @@ impl SoftToken {
         &self,
         r: &mut Ready,
         s: &SessionCtx,
-        attrs: Template,
+        mut attrs: Template,
         key: Option<Arc<Key>>,
     ) -> Result<ObjectId> {
+        with_public_key_info(&mut attrs, key.as_deref());
         let token = flag(&attrs, CKA_TOKEN, false);
         let private = flag(&attrs, CKA_PRIVATE, true);
         if token {
@@ -391,9 +392,11 @@ impl SoftToken {
         &self,
         r: &mut Ready,
         s: &SessionCtx,
-        a: (Template, Option<Arc<Key>>),
-        b: (Template, Option<Arc<Key>>),
+        mut a: (Template, Option<Arc<Key>>),
+        mut b: (Template, Option<Arc<Key>>),
     ) -> Result<(ObjectId, ObjectId)> {
+        with_public_key_info(&mut a.0, a.1.as_deref());
+        with_public_key_info(&mut b.0, b.1.as_deref());
         let a_token = flag(&a.0, CKA_TOKEN, false);
         let b_token = flag(&b.0, CKA_TOKEN, false);
         if a_token && b_token {
@@ -1219,5 +1222,23 @@ impl Token for SoftToken {
 
     fn generate_random(&self, out: &mut [u8]) -> Result<()> {
         klyuch_crypto::random::fill(out)
+    }
+}
+
+/// `CKA_PUBLIC_KEY_INFO` of a new public or private key, when the caller left it empty
+/// (PKCS#11 3.0 §4.8: "DEFAULT derived from the underlying public key data"): applications such
+/// as OpenSSL's pkcs11 provider read the public key from it.
+fn with_public_key_info(attrs: &mut Template, key: Option<&Key>) {
+    let Some(k) = key else { return };
+    if k.class() == CKO_SECRET_KEY
+        || attrs
+            .get(CKA_PUBLIC_KEY_INFO)
+            .is_some_and(|v| !v.is_empty())
+    {
+        return;
+    }
+    match k.public_key_info() {
+        Ok(spki) => attrs.set(CKA_PUBLIC_KEY_INFO, spki),
+        Err(e) => log::debug!("no CKA_PUBLIC_KEY_INFO for this key: {e}"),
     }
 }
