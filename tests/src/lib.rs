@@ -34,17 +34,27 @@ pub fn module_path() -> PathBuf {
             return p;
         }
     }
-    panic!("libklyuch_pkcs11.so not found next to {}; build it with cargo build -p pkcs11-module", exe.display());
+    panic!(
+        "libklyuch_pkcs11.so not found next to {}; build it with cargo build -p pkcs11-module",
+        exe.display()
+    );
 }
 
 /// The workspace root (for scripts and data files).
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
 }
 
 /// Is a program on PATH?
 pub fn have(program: &str) -> bool {
-    Command::new("sh").arg("-c").arg(format!("command -v {program}")).output().is_ok_and(|o| o.status.success())
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {program}"))
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 /// Skip a test (with a visible reason) when a tool is missing.
@@ -74,7 +84,11 @@ impl Fixture {
     pub fn with_config(extra: &str) -> Fixture {
         let guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
         let dir = tempfile::tempdir().expect("tempdir");
-        let f = Fixture { dir, pkcs11: None, _guard: guard };
+        let f = Fixture {
+            dir,
+            pkcs11: None,
+            _guard: guard,
+        };
         f.write_config(extra);
         for (k, v) in f.env() {
             std::env::set_var(k, v);
@@ -139,10 +153,13 @@ impl Fixture {
     pub fn init_token(&self, label: &str) -> Slot {
         let slot = self.empty_slot();
         let p = self.p11();
-        p.init_token(slot, &AuthPin::new(SO_PIN.into()), label).expect("C_InitToken");
+        p.init_token(slot, &AuthPin::new(SO_PIN.into()), label)
+            .expect("C_InitToken");
         let s = p.open_rw_session(slot).expect("C_OpenSession");
-        s.login(UserType::So, Some(&AuthPin::new(SO_PIN.into()))).expect("SO login");
-        s.init_pin(&AuthPin::new(USER_PIN.into())).expect("C_InitPIN");
+        s.login(UserType::So, Some(&AuthPin::new(SO_PIN.into())))
+            .expect("SO login");
+        s.init_pin(&AuthPin::new(USER_PIN.into()))
+            .expect("C_InitPIN");
         s.logout().expect("logout");
         slot
     }
@@ -150,13 +167,17 @@ impl Fixture {
     /// A R/W session logged in as the user.
     pub fn user_session(&self, slot: Slot) -> Session {
         let s = self.p11().open_rw_session(slot).expect("C_OpenSession");
-        s.login(UserType::User, Some(&AuthPin::new(USER_PIN.into()))).expect("user login");
+        s.login(UserType::User, Some(&AuthPin::new(USER_PIN.into())))
+            .expect("user login");
         s
     }
 
     /// Run a command with this fixture's environment; panics with its output when it fails.
     pub fn run(&self, program: &str, args: &[&str]) -> Output {
-        let out = self.command(program, args).output().unwrap_or_else(|e| panic!("{program}: {e}"));
+        let out = self
+            .command(program, args)
+            .output()
+            .unwrap_or_else(|e| panic!("{program}: {e}"));
         if !out.status.success() {
             panic!(
                 "{program} {args:?} failed: {}\nstdout:\n{}\nstderr:\n{}",
@@ -190,6 +211,12 @@ impl Fixture {
     }
 }
 
+impl Default for Fixture {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Drop for Fixture {
     fn drop(&mut self) {
         if let Some(p) = self.pkcs11.take() {
@@ -200,11 +227,28 @@ impl Drop for Fixture {
 
 fn load() -> Pkcs11 {
     let p = Pkcs11::new(module_path()).expect("load libklyuch_pkcs11.so");
-    p.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)).expect("C_Initialize");
+    p.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
+        .expect("C_Initialize");
     p
 }
 
 /// Text of a process output (stdout then stderr).
 pub fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// The `CKR_*` of a failed call (panics on success or non-PKCS#11 errors).
+pub fn rv<T: std::fmt::Debug>(r: cryptoki::error::Result<T>) -> cryptoki::error::RvError {
+    match r {
+        Err(cryptoki::error::Error::Pkcs11(rv, _)) => rv,
+        other => panic!("expected a PKCS#11 error, got {other:?}"),
+    }
+}
+
+pub fn pin(p: &str) -> AuthPin {
+    AuthPin::new(p.into())
 }

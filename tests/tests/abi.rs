@@ -11,13 +11,24 @@ fn compile(f: &Fixture) -> PathBuf {
     let src = klyuch_tests::workspace_root().join("tests/c/abi_check.c");
     let exe = f.path("abi_check");
     let out = Command::new("cc")
-        .args(["-O1", "-Wall", "-Werror", "-Wno-unused-parameter", "-I/usr/include/p11-kit-1", "-o"])
+        .args([
+            "-O1",
+            "-Wall",
+            "-Werror",
+            "-Wno-unused-parameter",
+            "-I/usr/include/p11-kit-1",
+            "-o",
+        ])
         .arg(&exe)
         .arg(&src)
         .args(["-ldl", "-lpthread"])
         .output()
         .expect("cc");
-    assert!(out.status.success(), "cc failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "cc failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     exe
 }
 
