@@ -21,6 +21,8 @@ use elliptic_curve::{
 use primeorder::{AffinePoint, PrimeCurveParams, ProjectivePoint};
 use zeroize::Zeroizing;
 
+use crate::field::Word;
+
 /// A scalar (integer mod q) of curve `C`.
 pub(crate) type Scalar<C> = <C as CurveArithmetic>::Scalar;
 
@@ -34,6 +36,14 @@ pub(crate) trait GostCurve: PrimeCurveParams {
     /// Module name, for diagnostics.
     #[allow(dead_code)]
     const NAME: &'static str;
+    /// Whether `a = -3` (selects the RCB formulas).
+    const A_IS_MINUS_3: bool;
+    /// A field element as Montgomery-form words (`[Word; LIMBS]`).
+    type Words: Copy + Default + AsRef<[Word]> + AsMut<[Word]>;
+    /// The Montgomery-form words of a field element.
+    fn fe_words(fe: &Self::FieldElement) -> Self::Words;
+    /// A field element from Montgomery-form words (each `< p`).
+    fn fe_from_words(words: &Self::Words) -> Self::FieldElement;
     /// The lazily built fixed-base table of the generator (one per curve, built once).
     fn base_table() -> &'static BaseTable<Self>;
 }
@@ -48,10 +58,92 @@ const W: usize = 6;
 /// Entries per table row: `1·B .. 2^(W-1)·B`.
 const ROW: usize = 1 << (W - 1);
 
+/// A projective point `(X : Y : Z)` (`x = X/Z`, `y = Y/Z`; identity `(0 : 1 : 0)`) for the
+/// constant-time fixed-base path, with the complete Renes–Costello–Batina mixed addition
+/// (the same formulas `primeorder` uses, ported here so the table scan can feed raw field
+/// words straight into them).
+#[derive(Clone, Copy)]
+pub(crate) struct Proj<C: PrimeCurveParams> {
+    x: C::FieldElement,
+    y: C::FieldElement,
+    z: C::FieldElement,
+}
+
+impl<C: GostCurve> Proj<C> {
+    fn identity() -> Self {
+        Proj {
+            x: C::FieldElement::ZERO,
+            y: C::FieldElement::ONE,
+            z: C::FieldElement::ZERO,
+        }
+    }
+
+    /// `self + (x2, y2)` for an affine point that is not the identity; complete (RCB 2015,
+    /// Algorithm 5 for a = -3, Algorithm 2 for generic a; https://eprint.iacr.org/2015/1060).
+    #[inline(always)]
+    fn add_mixed(&self, x2: &C::FieldElement, y2: &C::FieldElement, b3: &C::FieldElement) -> Self {
+        let (x1, y1, z1) = (self.x, self.y, self.z);
+        if C::A_IS_MINUS_3 {
+            let b = C::EQUATION_B;
+            let xx = x1 * x2;
+            let yy = y1 * y2;
+            let xy_pairs = ((x1 + y1) * (*x2 + y2)) - (xx + yy);
+            let yz_pairs = (*y2 * z1) + y1;
+            let xz_pairs = (*x2 * z1) + x1;
+            let bz_part = xz_pairs - (b * z1);
+            let bz3_part = bz_part.double() + bz_part;
+            let yy_m_bzz3 = yy - bz3_part;
+            let yy_p_bzz3 = yy + bz3_part;
+            let z3 = z1.double() + z1;
+            let bxz_part = (b * xz_pairs) - (z3 + xx);
+            let bxz3_part = bxz_part.double() + bxz_part;
+            let xx3_m_zz3 = xx.double() + xx - z3;
+            Proj {
+                x: (yy_p_bzz3 * xy_pairs) - (yz_pairs * bxz3_part),
+                y: (yy_p_bzz3 * yy_m_bzz3) + (xx3_m_zz3 * bxz3_part),
+                z: (yy_m_bzz3 * yz_pairs) + (xy_pairs * xx3_m_zz3),
+            }
+        } else {
+            let a = C::EQUATION_A;
+            let t0 = x1 * x2;
+            let t1 = y1 * y2;
+            let t3 = (*x2 + y2) * (x1 + y1) - (t0 + t1);
+            let t4 = *x2 * z1 + x1;
+            let t5 = *y2 * z1 + y1;
+            let z3 = a * t4 + *b3 * z1;
+            let x3 = t1 - z3;
+            let z3 = t1 + z3;
+            let y3 = x3 * z3;
+            let t1 = t0.double() + t0;
+            let t2 = a * z1;
+            let t4 = *b3 * t4;
+            let t1 = t1 + t2;
+            let t2 = a * (t0 - t2);
+            let t4 = t4 + t2;
+            Proj {
+                x: t3 * x3 - t5 * t4,
+                y: y3 + t1 * t4,
+                z: t5 * z3 + t3 * t1,
+            }
+        }
+    }
+
+    /// Affine `(x, y)` as big-endian bytes (constant-time inversion); `None` for the identity.
+    pub(crate) fn to_affine_be(self) -> Option<(FieldBytes<C>, FieldBytes<C>)> {
+        let zi = Option::<C::FieldElement>::from(Field::invert(&self.z))?;
+        Some(((self.x * zi).to_repr(), (self.y * zi).to_repr()))
+    }
+}
+
 /// Fixed-base table for the generator P: row `i` holds `j · 2^(W·i) · P` for `j = 1..=ROW`,
 /// in affine coordinates, so `k·P` is one mixed addition per `W`-bit digit and no doublings.
-pub(crate) struct BaseTable<C: PrimeCurveParams> {
+pub(crate) struct BaseTable<C: GostCurve> {
+    /// The entries as `primeorder` points (variable-time path).
     rows: Vec<[AffinePoint<C>; ROW]>,
+    /// The same entries as Montgomery words, `x` then `y`, row-major (constant-time path).
+    words: Vec<C::Words>,
+    /// `3·b`, for the generic-a formulas.
+    b3: C::FieldElement,
 }
 
 impl<C: GostCurve> BaseTable<C> {
@@ -77,11 +169,20 @@ impl<C: GostCurve> BaseTable<C> {
         }
         let mut affine = vec![AffinePoint::<C>::IDENTITY; proj.len()];
         ProjectivePoint::<C>::batch_normalize(&proj, &mut affine);
+        let mut words = Vec::with_capacity(2 * affine.len());
+        for p in &affine {
+            for coord in [p.x(), p.y()] {
+                let fe = Option::<C::FieldElement>::from(C::FieldElement::from_repr(coord))
+                    .unwrap_or(C::FieldElement::ZERO);
+                words.push(C::fe_words(&fe));
+            }
+        }
         let rows = affine
             .chunks_exact(ROW)
             .map(|c| core::array::from_fn(|j| c[j]))
             .collect();
-        Self { rows }
+        let b3 = C::EQUATION_B.double() + C::EQUATION_B;
+        Self { rows, words, b3 }
     }
 
     /// Signed `W`-bit digits of a big-endian scalar, least significant first; each digit in
@@ -111,21 +212,44 @@ impl<C: GostCurve> BaseTable<C> {
         out
     }
 
-    /// `k·P` in constant time: every row is scanned in full with conditional selects.
-    pub(crate) fn mul(&self, k: &Scalar<C>) -> ProjectivePoint<C> {
+    /// `k·P` in constant time: for every digit the whole row is read and the wanted entry is
+    /// kept with word masks (no secret-dependent index or branch), then one complete addition.
+    pub(crate) fn mul(&self, k: &Scalar<C>) -> Proj<C> {
         let be = Zeroizing::new(k.to_repr());
         let mut digits = Zeroizing::new(Self::recode(&be));
-        let mut acc = ProjectivePoint::<C>::IDENTITY;
-        for (row, &d) in self.rows.iter().zip(digits.iter()) {
-            let neg = (d >> 31) & 1; // 1 iff d < 0
-            let abs = ((d ^ -neg) + neg) as u32; // |d|, branch-free
-            let mut t = AffinePoint::<C>::IDENTITY;
-            for (j, entry) in row.iter().enumerate() {
-                t.conditional_assign(entry, abs.ct_eq(&(j as u32 + 1)));
+        let mut acc = Proj::<C>::identity();
+        for (i, &d) in digits.iter().enumerate() {
+            let neg = ((d >> 31) & 1) as Word; // 1 iff d < 0
+            let abs = ((d ^ -(neg as i32)) + neg as i32) as Word; // |d| in 0..=ROW
+            let mut sx = C::Words::default();
+            let mut sy = C::Words::default();
+            let row = &self.words[2 * ROW * i..2 * ROW * (i + 1)];
+            for j in 0..ROW {
+                // all ones iff abs == j + 1 (the xor is < 2^(W+1), so `- 1` borrows iff it is 0)
+                let x = abs ^ (j as Word + 1);
+                let mask =
+                    core::hint::black_box((x.wrapping_sub(1) >> (Word::BITS - 1)).wrapping_neg());
+                let (ex, ey) = (row[2 * j].as_ref(), row[2 * j + 1].as_ref());
+                for (o, e) in sx.as_mut().iter_mut().zip(ex) {
+                    *o |= e & mask;
+                }
+                for (o, e) in sy.as_mut().iter_mut().zip(ey) {
+                    *o |= e & mask;
+                }
             }
-            let t_neg = -t;
-            t.conditional_assign(&t_neg, Choice::from(neg as u8));
-            acc += &t; // complete mixed addition; handles t = identity
+            let tx = C::fe_from_words(&sx);
+            let ty = C::fe_from_words(&sy);
+            let ty = C::FieldElement::conditional_select(&ty, &-ty, Choice::from(neg as u8));
+            let sum = acc.add_mixed(&tx, &ty, &self.b3);
+            // Digit 0 selects nothing (the identity): keep `acc`.
+            let is_zero = abs.ct_eq(&0);
+            acc = Proj {
+                x: C::FieldElement::conditional_select(&sum.x, &acc.x, is_zero),
+                y: C::FieldElement::conditional_select(&sum.y, &acc.y, is_zero),
+                z: C::FieldElement::conditional_select(&sum.z, &acc.z, is_zero),
+            };
+            sx.as_mut().iter_mut().for_each(|w| *w = 0);
+            sy.as_mut().iter_mut().for_each(|w| *w = 0);
         }
         digits.iter_mut().for_each(|d| *d = 0);
         acc
@@ -209,7 +333,8 @@ pub(crate) fn affine_xy<C: GostCurve>(
 #[cfg_attr(not(test), allow(dead_code))]
 pub(crate) struct SignOutput<C: GostCurve> {
     pub(crate) e: Scalar<C>,
-    pub(crate) c: AffinePoint<C>,
+    pub(crate) cx: FieldBytes<C>,
+    pub(crate) cy: FieldBytes<C>,
     pub(crate) r: Scalar<C>,
     pub(crate) s: Scalar<C>,
 }
@@ -222,15 +347,15 @@ pub(crate) fn sign_with_k<C: GostCurve>(
     k: &Scalar<C>,
 ) -> Option<SignOutput<C>> {
     let e = digest_to_e::<C>(digest);
-    // Step 4: C = k·P, r = x_C mod q.
-    let c = C::base_table().mul(k).to_affine();
-    let r = scalar_reduce_be::<C>(&c.x());
+    // Step 4: C = k·P, r = x_C mod q. (k ≠ 0 mod q, so C is not the identity.)
+    let (cx, cy) = C::base_table().mul(k).to_affine_be()?;
+    let r = scalar_reduce_be::<C>(&cx);
     // Step 5: s = (r·d + k·e) mod q.
     let s = r * d + *k * e;
     if bool::from(r.is_zero() | s.is_zero()) {
         return None;
     }
-    Some(SignOutput { e, c, r, s })
+    Some(SignOutput { e, cx, cy, r, s })
 }
 
 /// What one verification computed (the RFC 7091 §7 intermediate values).
@@ -293,9 +418,9 @@ pub(crate) fn vko_point<C: GostCurve>(
     }
 }
 
-/// `d·P` for a secret `d` (constant time).
-pub(crate) fn public_point<C: GostCurve>(d: &Scalar<C>) -> AffinePoint<C> {
-    C::base_table().mul(d).to_affine()
+/// `d·P` for a secret `d` (constant time), as big-endian `(x, y)`; `None` if `d = 0`.
+pub(crate) fn public_point<C: GostCurve>(d: &Scalar<C>) -> Option<(FieldBytes<C>, FieldBytes<C>)> {
+    C::base_table().mul(d).to_affine_be()
 }
 
 /// Affine point from big-endian coordinates: `None` unless both are `< p` and the point is on
@@ -329,9 +454,9 @@ mod tests {
         // k·P via the table equals k·P via primeorder's generic multiplication.
         for _ in 0..8 {
             let k = random_scalar::<C>().unwrap();
-            let a = C::base_table().mul(&k);
+            let a = C::base_table().mul(&k).to_affine_be();
             let b = ProjectivePoint::<C>::GENERATOR * k;
-            assert_eq!(a, b, "{}", C::NAME);
+            assert_eq!(a, affine_xy::<C>(&b.to_affine()), "{}", C::NAME);
             assert_eq!(C::base_table().mul_vartime(&k), b, "{}", C::NAME);
         }
         // Edge scalars: 0, 1, 2, q-1, and all-digit patterns.
@@ -345,14 +470,21 @@ mod tests {
             -Scalar::<C>::from(32u64),
         ] {
             let b = ProjectivePoint::<C>::GENERATOR * k;
-            assert_eq!(C::base_table().mul(&k), b, "{}", C::NAME);
+            let a = C::base_table().mul(&k).to_affine_be();
+            assert_eq!(a, affine_xy::<C>(&b.to_affine()), "{}", C::NAME);
             assert_eq!(C::base_table().mul_vartime(&k), b, "{}", C::NAME);
         }
-        // q·P = O: (q-1)·P + P.
-        let g = ProjectivePoint::<C>::GENERATOR;
-        assert!(bool::from(
-            (C::base_table().mul(&-Scalar::<C>::ONE) + g).is_identity()
-        ));
+        // (q-1)·P = -P.
+        let g = ProjectivePoint::<C>::GENERATOR.to_affine();
+        let m = C::base_table().mul(&-Scalar::<C>::ONE).to_affine_be();
+        assert_eq!(m, affine_xy::<C>(&-g), "{}", C::NAME);
+        // 0·P = O.
+        assert!(
+            C::base_table()
+                .mul(&Scalar::<C>::ZERO)
+                .to_affine_be()
+                .is_none()
+        );
     }
 
     #[test]
@@ -386,5 +518,103 @@ mod tests {
             }
             assert_eq!(acc, k);
         }
+    }
+}
+
+#[cfg(test)]
+mod timing {
+    use super::*;
+    use crate::curves::*;
+    use std::time::Instant;
+
+    fn t<C: GostCurve>() {
+        let k = random_scalar::<C>().unwrap();
+        let tab = C::base_table();
+        let n = 2000;
+        let st = Instant::now();
+        let mut acc = ProjectivePoint::<C>::IDENTITY;
+        for _ in 0..n {
+            std::hint::black_box(tab.mul(&k));
+        }
+        acc += ProjectivePoint::<C>::GENERATOR;
+        let tm = st.elapsed().as_secs_f64() / n as f64 * 1e6;
+        let st = Instant::now();
+        for _ in 0..n {
+            std::hint::black_box(acc.to_affine());
+        }
+        let ti = st.elapsed().as_secs_f64() / n as f64 * 1e6;
+        let z = std::hint::black_box(acc.to_affine().x());
+        let z = Option::<C::FieldElement>::from(C::FieldElement::from_repr(z)).unwrap();
+        let st = Instant::now();
+        for _ in 0..n {
+            std::hint::black_box(std::hint::black_box(z).invert_vartime());
+        }
+        let tiv = st.elapsed().as_secs_f64() / n as f64 * 1e6;
+        eprintln!("invert_vartime {tiv:.2}us");
+        let g = std::hint::black_box(C::GENERATOR.0);
+        let mut x = g;
+        let st = Instant::now();
+        for _ in 0..100000 {
+            x *= g;
+        }
+        std::hint::black_box(x);
+        let tfm = st.elapsed().as_secs_f64() / 100000.0 * 1e9;
+        let st = Instant::now();
+        for _ in 0..n {
+            std::hint::black_box(random_scalar::<C>().unwrap());
+        }
+        let tr = st.elapsed().as_secs_f64() / n as f64 * 1e6;
+        let p = ProjectivePoint::<C>::GENERATOR.double();
+        let a = ProjectivePoint::<C>::GENERATOR.to_affine();
+        let mut q = p;
+        let st = Instant::now();
+        for _ in 0..100000 {
+            q += &a;
+        }
+        std::hint::black_box(q);
+        let tadd = st.elapsed().as_secs_f64() / 100000.0 * 1e9;
+        eprintln!(
+            "{}: tablemul {tm:.1}us  to_affine {ti:.1}us  fmul {tfm:.1}ns  rand {tr:.2}us madd {tadd:.0}ns",
+            C::NAME
+        );
+    }
+
+    fn fm<C: GostCurve>() {
+        let mut xs = [
+            C::GENERATOR.0,
+            C::GENERATOR.1,
+            C::GENERATOR.0.double(),
+            C::GENERATOR.1.double(),
+        ];
+        let g = std::hint::black_box(C::GENERATOR.1);
+        let st = Instant::now();
+        for _ in 0..100000 {
+            for x in xs.iter_mut() {
+                *x *= g;
+            }
+        }
+        std::hint::black_box(xs);
+        let t = st.elapsed().as_secs_f64() / 400000.0 * 1e9;
+        eprintln!("{} fmul throughput {t:.1}ns", C::NAME);
+    }
+
+    #[test]
+    #[ignore]
+    fn fmul() {
+        fm::<tc26_256_a::Tc26Gost256A>();
+        fm::<tc26_256_c::Tc26Gost256C>();
+        fm::<tc26_256_d::Tc26Gost256D>();
+        fm::<tc26_512_a::Tc26Gost512A>();
+        fm::<tc26_512_b::Tc26Gost512B>();
+        fm::<test_512::GostTest512>();
+    }
+
+    #[test]
+    #[ignore]
+    fn timing() {
+        t::<tc26_256_a::Tc26Gost256A>();
+        t::<tc26_256_b::Tc26Gost256B>();
+        t::<tc26_512_a::Tc26Gost512A>();
+        t::<tc26_512_c::Tc26Gost512C>();
     }
 }

@@ -25,6 +25,7 @@ macro_rules! gost_curve {
         uint: $uint:ident,
         bytes: $bytes:ident,
         arith: $arith:ident,
+        a_is_minus_3: $a_m3:literal,
         cofactor: $cofactor:literal,
         p: $p:literal,
         a: $a:literal,
@@ -96,7 +97,7 @@ macro_rules! gost_curve {
                     doc: "Element of the base field GF(p)"
                 }
 
-                primefield::monty_field_arithmetic! {
+                $crate::field::fast_monty_arithmetic! {
                     name: FieldElement,
                     params: FieldParams,
                     uint: $uint
@@ -131,7 +132,7 @@ macro_rules! gost_curve {
                     doc: "Element of the scalar field GF(q)"
                 }
 
-                primefield::monty_field_arithmetic! {
+                $crate::field::fast_monty_arithmetic! {
                     name: Scalar,
                     params: ScalarParams,
                     uint: $uint
@@ -201,7 +202,20 @@ macro_rules! gost_curve {
 
             impl $crate::arith::GostCurve for $curve {
                 type U = $uint;
+                type Words = [$crate::field::Word; <$uint>::LIMBS];
                 const COFACTOR: u32 = $cofactor;
+                const A_IS_MINUS_3: bool = $a_m3;
+
+                #[inline(always)]
+                fn fe_words(fe: &FieldElement) -> Self::Words {
+                    fe.words()
+                }
+
+                #[inline(always)]
+                fn fe_from_words(words: &Self::Words) -> FieldElement {
+                    FieldElement::from_words(*words)
+                }
+
                 const NAME: &'static str = stringify!($module);
 
                 fn base_table() -> &'static $crate::arith::BaseTable<Self> {
@@ -222,6 +236,7 @@ gost_curve! {
     uint: U256,
     bytes: U32,
     arith: EquationAIsGeneric,
+    a_is_minus_3: false,
     cofactor: 4,
     p: "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFD97",
     a: "C2173F1513981673AF4892C23035A27CE25E2013BF95AA33B22C656F277E7335",
@@ -242,6 +257,7 @@ gost_curve! {
     uint: U256,
     bytes: U32,
     arith: EquationAIsMinusThree,
+    a_is_minus_3: true,
     cofactor: 1,
     p: "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFD97",
     a: "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFD94",
@@ -261,6 +277,7 @@ gost_curve! {
     uint: U256,
     bytes: U32,
     arith: EquationAIsMinusThree,
+    a_is_minus_3: true,
     cofactor: 1,
     p: "8000000000000000000000000000000000000000000000000000000000000C99",
     a: "8000000000000000000000000000000000000000000000000000000000000C96",
@@ -281,6 +298,7 @@ gost_curve! {
     uint: U256,
     bytes: U32,
     arith: EquationAIsMinusThree,
+    a_is_minus_3: true,
     cofactor: 1,
     p: "9B9F605F5A858107AB1EC85E6B41C8AACF846E86789051D37998F7B9022D759B",
     a: "9B9F605F5A858107AB1EC85E6B41C8AACF846E86789051D37998F7B9022D7598",
@@ -300,6 +318,7 @@ gost_curve! {
     uint: U512,
     bytes: U64,
     arith: EquationAIsMinusThree,
+    a_is_minus_3: true,
     cofactor: 1,
     p: "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFDC7",
     a: "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFDC4",
@@ -319,6 +338,7 @@ gost_curve! {
     uint: U512,
     bytes: U64,
     arith: EquationAIsMinusThree,
+    a_is_minus_3: true,
     cofactor: 1,
     p: "8000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000006F",
     a: "8000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000006C",
@@ -338,6 +358,7 @@ gost_curve! {
     uint: U512,
     bytes: U64,
     arith: EquationAIsGeneric,
+    a_is_minus_3: false,
     cofactor: 4,
     p: "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFDC7",
     a: "DC9203E514A721875485A529D2C722FB187BC8980EB866644DE41C68E143064546E861C0E2C9EDD92ADE71F46FCF50FF2AD97F951FDA9F2A2EB6546F39689BD3",
@@ -357,6 +378,7 @@ gost_curve! {
     uint: U256,
     bytes: U32,
     arith: EquationAIsGeneric,
+    a_is_minus_3: false,
     cofactor: 1,
     p: "8000000000000000000000000000000000000000000000000000000000000431",
     a: "0000000000000000000000000000000000000000000000000000000000000007",
@@ -376,6 +398,7 @@ gost_curve! {
     uint: U512,
     bytes: U64,
     arith: EquationAIsGeneric,
+    a_is_minus_3: false,
     cofactor: 1,
     p: "4531ACD1FE0023C7550D267B6B2FEE80922B14B2FFB90F04D4EB7C09B5D2D15DF1D852741AF4704A0458047E80E4546D35B8336FAC224DD81664BBF528BE6373",
     a: "00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000007",

@@ -26,6 +26,7 @@
 
 mod arith;
 pub mod curves;
+mod field;
 mod hash;
 mod validate;
 
@@ -468,8 +469,11 @@ impl SigningKey {
     pub fn verifying_key(&self) -> &VerifyingKey {
         self.public.get_or_init(|| {
             with_curve!(self.params, C => {
-                let q = arith::public_point::<C>(&self.scalar::<C>());
-                VerifyingKey::from_point::<C>(self.params, &q)
+                // d ≠ 0 mod q, so Q is never the identity.
+                let (x, y) = arith::public_point::<C>(&self.scalar::<C>()).unwrap_or_default();
+                let mut xy_le = reversed(&x);
+                xy_le.extend(y.iter().rev());
+                VerifyingKey { params: self.params, xy_le }
             })
         })
     }
@@ -558,12 +562,6 @@ impl VerifyingKey {
         let x = reversed(&xy_le[..n]);
         let y = reversed(&xy_le[n..]);
         arith::point_from_be::<C>(&x, &y)
-    }
-
-    fn from_point<C: GostCurve>(params: ParamSet, p: &primeorder::AffinePoint<C>) -> VerifyingKey {
-        let mut xy_le = reversed(&p.x());
-        xy_le.extend(p.y().iter().rev());
-        VerifyingKey { params, xy_le }
     }
 
     fn point<C: GostCurve>(&self) -> primeorder::AffinePoint<C> {
