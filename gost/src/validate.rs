@@ -3,7 +3,9 @@
 //! `primeorder`'s complete Renes–Costello–Batina formulas are exception-free only for points of
 //! odd order. On the cofactor-4 curves (tc26-256-A, tc26-512-C) an attacker can offer a point of
 //! order 2, 4, 2q or 4q, where those formulas may return the "zero" triple (0:0:0), which would
-//! look like the identity and let such a point pass a `q·Q = O` test. So the subgroup test here
+//! look like the identity and let such a point pass a `q·Q = O` test (observed: with
+//! `primeorder`, `(q-1)·T + T` "is the identity" for T of order 2 and of order 4 on
+//! tc26-256-A and tc26-512-C). So the subgroup test here
 //! uses textbook Jacobian formulas with every special case (identity, `P = ±Q`, `y = 0`) handled
 //! explicitly. It is variable time, which is fine: its input is a public key.
 
@@ -106,7 +108,6 @@ pub(crate) fn order_divides_q<C: GostCurve>(p: &AffinePoint<C>) -> bool {
 /// Exact `n·P` in affine big-endian coordinates (`None` = identity); used by tests to build
 /// points of small order.
 #[cfg(test)]
-#[allow(dead_code)]
 pub(crate) fn mul_exact<C: GostCurve>(
     p: &AffinePoint<C>,
     n_be: &[u8],
@@ -115,4 +116,120 @@ pub(crate) fn mul_exact<C: GostCurve>(
     let zi = Option::<C::FieldElement>::from(z.invert())?;
     let zi2 = zi.square();
     Some(((x * zi2).to_repr(), (y * zi2 * zi).to_repr()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::curves::{tc26_256_a::Tc26Gost256A, tc26_512_c::Tc26Gost512C};
+    use crate::{ParamSet, VerifyingKey};
+    use elliptic_curve::{FieldBytes, point::AffineCoordinates};
+
+    /// A random point on the curve (not necessarily in the q-subgroup).
+    fn random_point<C: GostCurve>() -> AffinePoint<C> {
+        loop {
+            let mut xb = FieldBytes::<C>::default();
+            getrandom::fill(&mut xb).unwrap();
+            xb[0] &= 0x3F; // below p for every curve here
+            let Some(x) = Option::<C::FieldElement>::from(C::FieldElement::from_repr(xb)) else {
+                continue;
+            };
+            let rhs = x.square() * x + C::EQUATION_A * x + C::EQUATION_B;
+            let Some(y) = Option::<C::FieldElement>::from(rhs.sqrt()) else {
+                continue;
+            };
+            let p = Option::<AffinePoint<C>>::from(AffinePoint::<C>::from_coordinates(
+                &x.to_repr(),
+                &y.to_repr(),
+            ));
+            if let Some(p) = p {
+                return p;
+            }
+        }
+    }
+
+    fn encode<C: GostCurve>(xy: &(FieldBytes<C>, FieldBytes<C>)) -> Vec<u8> {
+        let mut v: Vec<u8> = xy.0.iter().rev().copied().collect();
+        v.extend(xy.1.iter().rev());
+        v
+    }
+
+    fn point<C: GostCurve>(xy: &(FieldBytes<C>, FieldBytes<C>)) -> AffinePoint<C> {
+        Option::from(AffinePoint::<C>::from_coordinates(&xy.0, &xy.1)).unwrap()
+    }
+
+    /// On a cofactor-4 curve, build points of order 2, 4, 2q and 4q and check that every one
+    /// is refused as a public key while 4·R (order q) is accepted.
+    fn small_order_points_refused<C: GostCurve>(params: ParamSet) {
+        let q = <C as Curve>::ORDER.as_ref().to_be_bytes();
+        let q = q.as_ref();
+        // R of order 4q: q·R must have order exactly 4.
+        let (r, p4) = loop {
+            let r = random_point::<C>();
+            if let Some(p4) = mul_exact::<C>(&r, q) {
+                let p4_pt = point::<C>(&p4);
+                if mul_exact::<C>(&p4_pt, &[2]).is_some() {
+                    break (r, p4);
+                }
+            }
+        };
+        let p4_pt = point::<C>(&p4);
+        assert!(mul_exact::<C>(&p4_pt, &[4]).is_none(), "order 4");
+        let t2 = mul_exact::<C>(&p4_pt, &[2]).unwrap();
+        let r_xy = (r.x(), r.y());
+        let r2 = mul_exact::<C>(&r, &[2]).unwrap();
+        let r4 = mul_exact::<C>(&r, &[4]).unwrap();
+
+        for (what, xy) in [
+            ("order 4", &p4),
+            ("order 2", &t2),
+            ("order 4q", &r_xy),
+            ("order 2q", &r2),
+        ] {
+            assert_eq!(
+                VerifyingKey::from_le_bytes(params, &encode::<C>(xy)),
+                Err(crate::Error::InvalidPublicKey),
+                "{what} point accepted"
+            );
+            assert!(!order_divides_q::<C>(&point::<C>(xy)), "{what}");
+        }
+        // 4·R has order q: a valid public key.
+        VerifyingKey::from_le_bytes(params, &encode::<C>(&r4)).unwrap();
+        assert!(order_divides_q::<C>(&point::<C>(&r4)));
+    }
+
+    #[test]
+    fn tc26_256_a_small_order_points_refused() {
+        for _ in 0..4 {
+            small_order_points_refused::<Tc26Gost256A>(ParamSet::Tc26Gost256A);
+        }
+    }
+
+    #[test]
+    fn tc26_512_c_small_order_points_refused() {
+        for _ in 0..4 {
+            small_order_points_refused::<Tc26Gost512C>(ParamSet::Tc26Gost512C);
+        }
+    }
+
+    #[test]
+    fn generators_have_order_q() {
+        fn g<C: GostCurve>() {
+            assert!(
+                order_divides_q::<C>(&AffinePoint::<C>::GENERATOR),
+                "{}",
+                C::NAME
+            );
+        }
+        use crate::curves::*;
+        g::<tc26_256_a::Tc26Gost256A>();
+        g::<tc26_256_b::Tc26Gost256B>();
+        g::<tc26_256_c::Tc26Gost256C>();
+        g::<tc26_256_d::Tc26Gost256D>();
+        g::<tc26_512_a::Tc26Gost512A>();
+        g::<tc26_512_b::Tc26Gost512B>();
+        g::<tc26_512_c::Tc26Gost512C>();
+        g::<test_256::GostTest256>();
+        g::<test_512::GostTest512>();
+    }
 }
