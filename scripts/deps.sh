@@ -2,6 +2,7 @@
 # Install what Klyuch needs to build and test on Debian 12, if it is missing. Safe to run again.
 #   scripts/deps.sh          build + test dependencies
 #   scripts/deps.sh --build  only what the build needs
+#   scripts/deps.sh --demo   what scripts/demo.sh needs
 set -euo pipefail
 
 build_pkgs=(pkgconf libpcsclite-dev gcc libc6-dev)
@@ -10,8 +11,13 @@ test_pkgs=(
   libengine-pkcs11-openssl libengine-gost-openssl
   pcscd pcsc-tools vsmartcard-vpcd yubico-piv-tool procps
 )
+demo_pkgs=(openssl opensc libengine-pkcs11-openssl libengine-gost-openssl)
 pkgs=("${build_pkgs[@]}")
-[ "${1:-}" = "--build" ] || pkgs+=("${test_pkgs[@]}")
+case "${1:-}" in
+  --build) ;;
+  --demo) pkgs+=("${demo_pkgs[@]}") ;;
+  *) pkgs+=("${test_pkgs[@]}") ;;
+esac
 
 missing=()
 for p in "${pkgs[@]}"; do
@@ -26,7 +32,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-if [ "${1:-}" != "--build" ] && ! cargo nextest --version >/dev/null 2>&1; then
+if [ -z "${1:-}" ] && ! cargo nextest --version >/dev/null 2>&1; then
   echo "==> installing cargo-nextest"
   cargo install --locked cargo-nextest
 fi
