@@ -7,19 +7,19 @@ use std::sync::Arc;
 
 use token_api::Result;
 use token_api::ck::*;
-use token_api::error::rv_name;
 
 use super::state;
 use crate::core::{Inner, read};
 
 /// Run `f` and turn its result into a `CK_RV`, catching panics.
 pub fn run(name: &'static str, f: impl FnOnce() -> Result<()>) -> CK_RV {
-    let rv = match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(Ok(())) => CKR_OK,
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(())) => {
+            log::debug!("{name} -> CKR_OK");
+            CKR_OK
+        }
         Ok(Err(e)) => {
-            if e.rv() != CKR_BUFFER_TOO_SMALL && e.rv() != CKR_NO_EVENT {
-                log::debug!("{name} -> {e}");
-            }
+            log::debug!("{name} -> {e}");
             e.rv()
         }
         Err(panic) => {
@@ -31,9 +31,7 @@ pub fn run(name: &'static str, f: impl FnOnce() -> Result<()>) -> CK_RV {
             log::error!("{name}: internal error (panic): {what}");
             CKR_GENERAL_ERROR
         }
-    };
-    log::trace!("{name} -> {}", rv_name(rv));
-    rv
+    }
 }
 
 /// For functions that need an initialised library: `f` gets the core, under the application's
