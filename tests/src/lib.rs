@@ -6,6 +6,8 @@
 //! fixtures are serialised by a lock (nextest runs every test in its own process anyway).
 #![forbid(unsafe_code)]
 
+pub mod interop;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Mutex, MutexGuard};

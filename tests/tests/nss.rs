@@ -1,0 +1,222 @@
+//! NSS with a Klyuch token: certutil/modutil list its certificates and keys, cmsutil signs with
+//! its keys (OpenSSL verifies), pdfsig signs a PDF (a token-less NSS database verifies) and exits
+//! cleanly — SoftHSMv2 crashes in `C_CloseAllSessions` when NSS shuts down at exit.
+
+use klyuch_tests::interop::{Pki, EC, RSA};
+use klyuch_tests::{require, Fixture};
+
+#[test]
+fn certutil_and_modutil_list_the_token() {
+    require!("certutil", "modutil", "pkcs11-tool", "openssl");
+    let f = Fixture::new();
+    let pki = Pki::new(&f, "nsslist");
+    let db = pki.nss_db(&f.path("nssdb"), true);
+    let pin = pki.p("pin.txt");
+
+    let list = pki.run_for(60, "modutil", &["-dbdir", &db, "-list"]);
+    assert!(
+        list.contains("klyuch") && list.contains(&pki.module()) && list.contains("nsslist"),
+        "{list}"
+    );
+
+    // Certificates: the token's as TOKEN:LABEL, with user trust where NSS sees the key.
+    let certs = pki.run_for(60, "certutil", &["-L", "-d", &db, "-h", "all", "-f", &pin]);
+    for k in [RSA, EC] {
+        let line = certs
+            .lines()
+            .find(|l| l.starts_with(&format!("nsslist:{} ", k.label)))
+            .unwrap_or_else(|| panic!("no nsslist:{} in\n{certs}", k.label));
+        assert!(line.trim_end().ends_with("u,u,u"), "{line}");
+    }
+    assert!(certs.contains("nsslist:Klyuch Test CA"), "{certs}");
+
+    // Keys: type, CKA_ID and label.
+    let keys = pki.run_for(
+        60,
+        "certutil",
+        &["-K", "-d", &db, "-h", "nsslist", "-f", &pin],
+    );
+    let has = |kind: &str, k: klyuch_tests::interop::Key| {
+        keys.lines().any(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            w.len() >= 4 && w[2] == kind && w[3] == k.id && w.last() == Some(&k.label)
+        })
+    };
+    assert!(has("rsa", RSA) && has("ec", EC), "{keys}");
+
+    // One certificate in detail, read from the token (without -h TOKEN, certutil -L -n does not
+    // look into the token's slot: the same with SoftHSMv2).
+    let one = pki.run_for(
+        60,
+        "certutil",
+        &[
+            "-L",
+            "-d",
+            &db,
+            "-h",
+            "nsslist",
+            "-n",
+            "nsslist:eckey",
+            "-f",
+            &pin,
+        ],
+    );
+    assert!(one.contains("CN=Klyuch EC Signer"), "{one}");
+}
+
+#[test]
+fn cmsutil_signs_and_openssl_verifies() {
+    require!("certutil", "modutil", "cmsutil", "pkcs11-tool", "openssl");
+    let f = Fixture::new();
+    let pki = Pki::new(&f, "nsscms");
+    let db = pki.nss_db(&f.path("nssdb"), true);
+    for k in [RSA, EC] {
+        let sig = pki.p(&format!("msg-{}.p7s", k.label));
+        // -Y NONE: no S/MIME encryption-key preference attribute (it needs a key-encipherment
+        // certificate); -G: a signing time.
+        pki.run_for(
+            60,
+            "cmsutil",
+            &[
+                "-S",
+                "-d",
+                &db,
+                "-N",
+                &format!("nsscms:{}", k.label),
+                "-Y",
+                "NONE",
+                "-G",
+                "-f",
+                &pki.p("pin.txt"),
+                "-i",
+                &pki.p("msg.txt"),
+                "-o",
+                &sig,
+            ],
+        );
+        let out = pki.openssl(&[
+            "cms",
+            "-verify",
+            "-inform",
+            "DER",
+            "-in",
+            &sig,
+            "-CAfile",
+            &pki.p("ca.pem"),
+            "-out",
+            &pki.p("msg.out"),
+        ]);
+        assert!(out.contains("CMS Verification successful"), "{out}");
+        assert_eq!(
+            std::fs::read(f.path("msg.out")).unwrap(),
+            std::fs::read(f.path("msg.txt")).unwrap()
+        );
+        // And NSS's own decoder agrees.
+        let dec = pki.run_for(60, "cmsutil", &["-D", "-d", &db, "-i", &sig, "-h", "1"]);
+        assert!(
+            dec.contains("signer0.status=GoodSignature") && dec.contains(k.cn),
+            "{dec}"
+        );
+    }
+}
+
+/// A tiny valid one-page PDF (catalog, pages, page, content stream, xref table).
+fn tiny_pdf() -> Vec<u8> {
+    let content = b"BT /F1 12 Tf 20 100 Td (Klyuch) Tj ET";
+    let mut objs: Vec<Vec<u8>> = vec![
+        b"<< /Type /Catalog /Pages 2 0 R >>".to_vec(),
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_vec(),
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] /Contents 4 0 R >>".to_vec(),
+    ];
+    let mut stream = format!("<< /Length {} >>\nstream\n", content.len()).into_bytes();
+    stream.extend_from_slice(content);
+    stream.extend_from_slice(b"\nendstream");
+    objs.push(stream);
+    let mut out = b"%PDF-1.4\n".to_vec();
+    let mut offsets = Vec::new();
+    for (i, o) in objs.iter().enumerate() {
+        offsets.push(out.len());
+        out.extend_from_slice(format!("{} 0 obj\n", i + 1).as_bytes());
+        out.extend_from_slice(o);
+        out.extend_from_slice(b"\nendobj\n");
+    }
+    let xref = out.len();
+    out.extend_from_slice(format!("xref\n0 {}\n0000000000 65535 f \n", objs.len() + 1).as_bytes());
+    for o in offsets {
+        out.extend_from_slice(format!("{o:010} 00000 n \n").as_bytes());
+    }
+    out.extend_from_slice(
+        format!(
+            "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
+            objs.len() + 1
+        )
+        .as_bytes(),
+    );
+    out
+}
+
+/// pdfsig (poppler, NSS) signs with the token's RSA key and must exit 0: poppler shuts NSS down
+/// from an atexit handler, which closes every session of the module at process exit (SoftHSMv2
+/// crashes there with SIGSEGV, exit 139). A database without the module verifies the result.
+#[test]
+fn pdfsig_signs_with_the_token_and_exits_cleanly() {
+    require!("pdfsig", "certutil", "modutil", "pkcs11-tool", "openssl");
+    let f = Fixture::new();
+    let pki = Pki::new(&f, "nsspdf");
+    let db = pki.nss_db(&f.path("nssdb"), true);
+    std::fs::write(f.path("doc.pdf"), tiny_pdf()).unwrap();
+    let log = f.path("klyuch.log");
+    let out = pki
+        .command(
+            "timeout",
+            &[
+                "-k",
+                "5",
+                "60",
+                "pdfsig",
+                "-nssdir",
+                &db,
+                "-nss-pwd",
+                klyuch_tests::USER_PIN,
+                "-add-signature",
+                "-nick",
+                "nsspdf:rsakey",
+                "-reason",
+                "Klyuch test",
+                &pki.p("doc.pdf"),
+                &pki.p("doc-signed.pdf"),
+            ],
+        )
+        .env("KLYUCH_LOG", "debug")
+        .env("KLYUCH_LOG_FILE", &log)
+        .output()
+        .unwrap();
+    let calls = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        out.status.success(),
+        "pdfsig: {} (SoftHSM: 139 at exit)\n{}\nlast calls:\n{}",
+        out.status,
+        klyuch_tests::text(&out),
+        calls.lines().rev().take(10).collect::<Vec<_>>().join("\n")
+    );
+    // The exit path really ran: NSS closed the module's sessions at exit, and Klyuch said OK.
+    assert!(calls.contains("C_Sign -> CKR_OK"), "{calls}");
+    let last = calls.lines().last().unwrap_or_default();
+    assert!(
+        last.contains("C_CloseAllSessions -> CKR_OK") || last.contains("C_Finalize -> CKR_OK"),
+        "last call: {last}"
+    );
+
+    let verify_db = pki.nss_db(&f.path("verifydb"), false);
+    let v = pki.run_for(
+        60,
+        "pdfsig",
+        &["-nssdir", &verify_db, &pki.p("doc-signed.pdf")],
+    );
+    assert!(
+        v.contains("Signer Certificate Common Name: Klyuch RSA Signer")
+            && v.contains("Signature Validation: Signature is Valid.")
+            && v.contains("Certificate Validation: Certificate is Trusted."),
+        "{v}"
+    );
+}
