@@ -1,0 +1,120 @@
+//! Java 17 SunPKCS11 with Klyuch: `keytool -list` shows the token's keys as private key entries,
+//! `jarsigner` signs a jar with the RSA and the EC token key, and `jarsigner -verify` accepts
+//! both against the test CA.
+
+use klyuch_tests::interop::{Pki, EC, RSA};
+use klyuch_tests::{require, Fixture, USER_PIN};
+
+#[test]
+fn keytool_lists_and_jarsigner_signs_with_token_keys() {
+    require!("keytool", "jarsigner", "jar", "pkcs11-tool", "openssl");
+    let f = Fixture::new();
+    let pki = Pki::new(&f, "javatoken");
+    // SunPKCS11 picks a slot by `slot` (the slot ID) or `slotListIndex`, not by token label.
+    let p11 = f.p11();
+    let slot = p11
+        .get_slots_with_token()
+        .unwrap()
+        .into_iter()
+        .find(|s| p11.get_token_info(*s).unwrap().label() == "javatoken")
+        .expect("token slot");
+    let cfg = f.path("pkcs11-java.cfg");
+    std::fs::write(
+        &cfg,
+        format!(
+            "name = Klyuch\nlibrary = {}\nslot = {}\n",
+            pki.module(),
+            slot.id()
+        ),
+    )
+    .unwrap();
+    let cfg = cfg.display().to_string();
+    let p11_opts = [
+        "-keystore",
+        "NONE",
+        "-storetype",
+        "PKCS11",
+        "-providerClass",
+        "sun.security.pkcs11.SunPKCS11",
+        "-providerArg",
+        &cfg,
+        "-storepass",
+        USER_PIN,
+    ];
+
+    let list = pki.run_for(120, "keytool", &[&["-list"], &p11_opts[..]].concat());
+    assert!(
+        list.contains("Keystore provider: SunPKCS11-Klyuch"),
+        "{list}"
+    );
+    for k in [RSA, EC] {
+        assert!(
+            list.contains(&format!("{}, PrivateKeyEntry", k.label)),
+            "{list}"
+        );
+    }
+
+    std::fs::create_dir_all(f.path("jarsrc")).unwrap();
+    std::fs::write(f.path("jarsrc/hello.txt"), b"hello from a signed jar\n").unwrap();
+    pki.run_for(
+        120,
+        "jar",
+        &[
+            "cf",
+            &pki.p("test.jar"),
+            "-C",
+            &pki.p("jarsrc"),
+            "hello.txt",
+        ],
+    );
+    pki.run_for(
+        120,
+        "keytool",
+        &[
+            "-importcert",
+            "-keystore",
+            &pki.p("trust.p12"),
+            "-storetype",
+            "PKCS12",
+            "-storepass",
+            "changeit",
+            "-alias",
+            "klyuch-test-ca",
+            "-file",
+            &pki.p("ca.pem"),
+            "-noprompt",
+        ],
+    );
+    for k in [RSA, EC] {
+        let signed = pki.p(&format!("signed-{}.jar", k.label));
+        let out = pki.run_for(
+            120,
+            "jarsigner",
+            &[
+                &p11_opts[..],
+                &["-signedjar", &signed, &pki.p("test.jar"), k.label],
+            ]
+            .concat(),
+        );
+        assert!(out.contains("jar signed."), "{out}");
+        let out = pki.run_for(
+            120,
+            "jarsigner",
+            &[
+                "-verify",
+                "-strict",
+                "-verbose",
+                "-certs",
+                "-keystore",
+                &pki.p("trust.p12"),
+                "-storepass",
+                "changeit",
+                &signed,
+            ],
+        );
+        assert!(
+            out.contains("jar verified.") && out.contains(&format!("CN={}", k.cn)),
+            "{out}"
+        );
+    }
+}
