@@ -38,6 +38,8 @@ pub(crate) trait GostCurve: PrimeCurveParams {
     const NAME: &'static str;
     /// Whether `a = -3` (selects the RCB formulas).
     const A_IS_MINUS_3: bool;
+    /// `d` of the Edwards form `u² + v² = 1 + d·u²·v²` (cofactor-4 curves only).
+    const EDWARDS_D: Option<Self::FieldElement>;
     /// A field element as Montgomery-form words (`[Word; LIMBS]`).
     type Words: Copy + Default + AsRef<[Word]> + AsMut<[Word]>;
     /// The Montgomery-form words of a field element.
@@ -58,12 +60,39 @@ const W: usize = 6;
 /// Entries per table row: `1·B .. 2^(W-1)·B`.
 const ROW: usize = 1 << (W - 1);
 
-/// A projective point `(X : Y : Z)` (`x = X/Z`, `y = Y/Z`; identity `(0 : 1 : 0)`) for the
-/// constant-time fixed-base path, with the complete Renes–Costello–Batina mixed addition
-/// (the same formulas `primeorder` uses, ported here so the table scan can feed raw field
-/// words straight into them).
+/// Invert a secret non-zero field element through a random blind: `1/z = β/(z·β)` where `z·β`
+/// is uniformly distributed and independent of `z`, so the variable-time inversion (about twice
+/// as fast as the constant-time one) learns nothing about `z`. `None` if `z = 0`.
+fn blinded_invert<C: GostCurve>(z: &C::FieldElement) -> Option<C::FieldElement> {
+    let beta = random_field_element::<C>().ok()?;
+    let zb = *z * beta;
+    let inv = Option::<C::FieldElement>::from(zb.invert_vartime())?;
+    Some(inv * beta)
+}
+
+/// A uniformly random non-zero field element (rejection sampling on the bit length of p).
+fn random_field_element<C: GostCurve>() -> Result<C::FieldElement, getrandom::Error> {
+    let bits = C::FieldElement::NUM_BITS as usize;
+    let n = byte_len::<C>();
+    loop {
+        let mut repr = FieldBytes::<C>::default();
+        getrandom::fill(&mut repr)?;
+        let extra = 8 * n - bits;
+        repr[0] &= 0xFFu8 >> extra;
+        if let Some(fe) = Option::<C::FieldElement>::from(C::FieldElement::from_repr(repr)) {
+            if !bool::from(fe.is_zero()) {
+                return Ok(fe);
+            }
+        }
+    }
+}
+
+/// A projective Weierstrass point `(X : Y : Z)` (`x = X/Z`, `y = Y/Z`; identity `(0 : 1 : 0)`)
+/// for the constant-time fixed-base path, with the complete Renes–Costello–Batina mixed
+/// addition (the same formulas `primeorder` uses, ported here so the table scan can feed raw
+/// field words straight into them).
 #[derive(Clone, Copy)]
-pub(crate) struct Proj<C: PrimeCurveParams> {
+struct Proj<C: PrimeCurveParams> {
     x: C::FieldElement,
     y: C::FieldElement,
     z: C::FieldElement,
@@ -128,10 +157,93 @@ impl<C: GostCurve> Proj<C> {
         }
     }
 
-    /// Affine `(x, y)` as big-endian bytes (constant-time inversion); `None` for the identity.
-    pub(crate) fn to_affine_be(self) -> Option<(FieldBytes<C>, FieldBytes<C>)> {
-        let zi = Option::<C::FieldElement>::from(Field::invert(&self.z))?;
+    /// Affine `(x, y)` as big-endian bytes; `None` for the identity.
+    fn to_affine_be(self) -> Option<(FieldBytes<C>, FieldBytes<C>)> {
+        let zi = blinded_invert::<C>(&self.z)?;
         Some(((self.x * zi).to_repr(), (self.y * zi).to_repr()))
+    }
+}
+
+/// A point of the Edwards form `u² + v² = 1 + d·u²·v²` of a cofactor-4 curve (tc26-256-A,
+/// tc26-512-C: gost-pkcs11.md §3, RFC 7836 App. A) in extended coordinates `(X : Y : Z : T)`,
+/// `u = X/Z`, `v = Y/Z`, `T = X·Y/Z`; identity `(0 : 1 : 1 : 0)`. With `d` a non-square the
+/// addition law is complete (Bernstein–Lange 2007, Theorem 3.3), and a mixed addition costs
+/// 8 multiplications instead of the 16 of the generic-a Weierstrass formulas.
+#[derive(Clone, Copy)]
+struct Ext<C: PrimeCurveParams> {
+    x: C::FieldElement,
+    y: C::FieldElement,
+    z: C::FieldElement,
+    t: C::FieldElement,
+}
+
+impl<C: GostCurve> Ext<C> {
+    fn identity() -> Self {
+        Ext {
+            x: C::FieldElement::ZERO,
+            y: C::FieldElement::ONE,
+            z: C::FieldElement::ONE,
+            t: C::FieldElement::ZERO,
+        }
+    }
+
+    /// `self + (u2, v2)` given `w2 = d·u2·v2` ("add-2008-hwcd" of Hisil–Wong–Carter–Dawson
+    /// 2008 with Z2 = 1 and e = 1).
+    #[inline(always)]
+    fn add_mixed(&self, u2: &C::FieldElement, v2: &C::FieldElement, w2: &C::FieldElement) -> Self {
+        let a = self.x * u2;
+        let b = self.y * v2;
+        let c = self.t * w2;
+        let e = (self.x + self.y) * (*u2 + v2) - a - b;
+        let f = self.z - c;
+        let g = self.z + c;
+        let h = b - a;
+        Ext {
+            x: e * f,
+            y: g * h,
+            t: e * h,
+            z: f * g,
+        }
+    }
+
+    /// Weierstrass affine `(x, y)` as big-endian bytes: `x = s(1+v)/(1-v) + t`,
+    /// `y = s(1+v)/((1-v)u)` (gost-pkcs11.md §3, RFC 7836 App. A.2), with one inversion of
+    /// `(Z - Y)·X`. `None` for the identity (and the point of order 2, never reached here).
+    fn to_weierstrass_be(
+        self,
+        s: &C::FieldElement,
+        t: &C::FieldElement,
+    ) -> Option<(FieldBytes<C>, FieldBytes<C>)> {
+        let inv = blinded_invert::<C>(&((self.z - self.y) * self.x))?;
+        let n = *s * (self.z + self.y) * inv;
+        Some(((n * self.x + t).to_repr(), (n * self.z).to_repr()))
+    }
+}
+
+/// Edwards data of a cofactor-4 curve: `d` and the map constants `s = (1-d)/4`,
+/// `t = (1+d)/6` (gost-pkcs11.md §3; e = 1 for both curves).
+struct EdwardsMap<C: PrimeCurveParams> {
+    s: C::FieldElement,
+    t: C::FieldElement,
+}
+
+/// Invert many public field elements with one inversion (Montgomery's trick); zeros stay zero.
+fn batch_invert_vartime<F: Field>(v: &mut [F]) {
+    let mut prefix = Vec::with_capacity(v.len());
+    let mut acc = F::ONE;
+    for x in v.iter() {
+        prefix.push(acc);
+        if !bool::from(x.is_zero()) {
+            acc *= x;
+        }
+    }
+    let mut inv = Option::<F>::from(acc.invert()).unwrap_or(F::ZERO);
+    for (x, pre) in v.iter_mut().zip(prefix).rev() {
+        if !bool::from(x.is_zero()) {
+            let xi = inv * pre;
+            inv *= *x;
+            *x = xi;
+        }
     }
 }
 
@@ -140,10 +252,15 @@ impl<C: GostCurve> Proj<C> {
 pub(crate) struct BaseTable<C: GostCurve> {
     /// The entries as `primeorder` points (variable-time path).
     rows: Vec<[AffinePoint<C>; ROW]>,
-    /// The same entries as Montgomery words, `x` then `y`, row-major (constant-time path).
+    /// The same entries as Montgomery words for the constant-time path, row-major, `STRIDE`
+    /// field elements each: Weierstrass `(x, y)`, or Edwards `(u, v, d·u·v)`.
     words: Vec<C::Words>,
-    /// `3·b`, for the generic-a formulas.
+    /// Field elements per entry in `words`: 2 or 3.
+    stride: usize,
+    /// `3·b`, for the generic-a Weierstrass formulas.
     b3: C::FieldElement,
+    /// Set for the cofactor-4 curves: the constant-time path runs on the Edwards form.
+    edwards: Option<EdwardsMap<C>>,
 }
 
 impl<C: GostCurve> BaseTable<C> {
@@ -169,20 +286,59 @@ impl<C: GostCurve> BaseTable<C> {
         }
         let mut affine = vec![AffinePoint::<C>::IDENTITY; proj.len()];
         ProjectivePoint::<C>::batch_normalize(&proj, &mut affine);
-        let mut words = Vec::with_capacity(2 * affine.len());
-        for p in &affine {
-            for coord in [p.x(), p.y()] {
-                let fe = Option::<C::FieldElement>::from(C::FieldElement::from_repr(coord))
-                    .unwrap_or(C::FieldElement::ZERO);
-                words.push(C::fe_words(&fe));
+        let xy: Vec<(C::FieldElement, C::FieldElement)> = affine
+            .iter()
+            .map(|p| {
+                let f = |b| {
+                    Option::from(C::FieldElement::from_repr(b)).unwrap_or(C::FieldElement::ZERO)
+                };
+                (f(p.x()), f(p.y()))
+            })
+            .collect();
+        let b3 = C::EQUATION_B.double() + C::EQUATION_B;
+        let (words, stride, edwards) = match C::EDWARDS_D {
+            None => {
+                let words = xy
+                    .iter()
+                    .flat_map(|(x, y)| [C::fe_words(x), C::fe_words(y)])
+                    .collect();
+                (words, 2, None)
             }
-        }
+            Some(d) => {
+                // s = (1 - d)/4, t = (1 + d)/6; u = (x - t)/y, v = (x - t - s)/(x - t + s).
+                let one = C::FieldElement::ONE;
+                let four = C::FieldElement::from(4u64);
+                let six = C::FieldElement::from(6u64);
+                let s = (one - d)
+                    * Option::<C::FieldElement>::from(Field::invert(&four)).unwrap_or(one);
+                let t =
+                    (one + d) * Option::<C::FieldElement>::from(Field::invert(&six)).unwrap_or(one);
+                let mut den: Vec<C::FieldElement> = Vec::with_capacity(2 * xy.len());
+                for (x, y) in &xy {
+                    den.push(*y);
+                    den.push(*x - t + s);
+                }
+                batch_invert_vartime(&mut den);
+                let mut words = Vec::with_capacity(3 * xy.len());
+                for (i, (x, _)) in xy.iter().enumerate() {
+                    let u = (*x - t) * den[2 * i];
+                    let v = (*x - t - s) * den[2 * i + 1];
+                    words.extend([C::fe_words(&u), C::fe_words(&v), C::fe_words(&(d * u * v))]);
+                }
+                (words, 3, Some(EdwardsMap { s, t }))
+            }
+        };
         let rows = affine
             .chunks_exact(ROW)
             .map(|c| core::array::from_fn(|j| c[j]))
             .collect();
-        let b3 = C::EQUATION_B.double() + C::EQUATION_B;
-        Self { rows, words, b3 }
+        Self {
+            rows,
+            words,
+            stride,
+            b3,
+            edwards,
+        }
     }
 
     /// Signed `W`-bit digits of a big-endian scalar, least significant first; each digit in
@@ -212,47 +368,86 @@ impl<C: GostCurve> BaseTable<C> {
         out
     }
 
-    /// `k·P` in constant time: for every digit the whole row is read and the wanted entry is
-    /// kept with word masks (no secret-dependent index or branch), then one complete addition.
-    pub(crate) fn mul(&self, k: &Scalar<C>) -> Proj<C> {
-        let be = Zeroizing::new(k.to_repr());
-        let mut digits = Zeroizing::new(Self::recode(&be));
-        let mut acc = Proj::<C>::identity();
-        for (i, &d) in digits.iter().enumerate() {
-            let neg = ((d >> 31) & 1) as Word; // 1 iff d < 0
-            let abs = ((d ^ -(neg as i32)) + neg as i32) as Word; // |d| in 0..=ROW
-            let mut sx = C::Words::default();
-            let mut sy = C::Words::default();
-            let row = &self.words[2 * ROW * i..2 * ROW * (i + 1)];
-            for j in 0..ROW {
-                // all ones iff abs == j + 1 (the xor is < 2^(W+1), so `- 1` borrows iff it is 0)
-                let x = abs ^ (j as Word + 1);
-                let mask =
-                    core::hint::black_box((x.wrapping_sub(1) >> (Word::BITS - 1)).wrapping_neg());
-                let (ex, ey) = (row[2 * j].as_ref(), row[2 * j + 1].as_ref());
-                for (o, e) in sx.as_mut().iter_mut().zip(ex) {
-                    *o |= e & mask;
-                }
-                for (o, e) in sy.as_mut().iter_mut().zip(ey) {
+    /// Read row `i` in full and keep entry `|d| - 1` (all zero words if `d = 0`) with word
+    /// masks: no secret-dependent index or branch. Returns the `stride` coordinates.
+    #[inline(always)]
+    fn select(&self, i: usize, abs: Word, out: &mut [C::Words; 3]) {
+        let st = self.stride;
+        let row = &self.words[st * ROW * i..st * ROW * (i + 1)];
+        for o in out.iter_mut() {
+            o.as_mut().iter_mut().for_each(|w| *w = 0);
+        }
+        for j in 0..ROW {
+            // all ones iff abs == j + 1 (the xor is < 2^(W+1), so `- 1` borrows iff it is 0)
+            let x = abs ^ (j as Word + 1);
+            let mask =
+                core::hint::black_box((x.wrapping_sub(1) >> (Word::BITS - 1)).wrapping_neg());
+            for c in 0..st {
+                for (o, e) in out[c].as_mut().iter_mut().zip(row[st * j + c].as_ref()) {
                     *o |= e & mask;
                 }
             }
-            let tx = C::fe_from_words(&sx);
-            let ty = C::fe_from_words(&sy);
-            let ty = C::FieldElement::conditional_select(&ty, &-ty, Choice::from(neg as u8));
-            let sum = acc.add_mixed(&tx, &ty, &self.b3);
-            // Digit 0 selects nothing (the identity): keep `acc`.
-            let is_zero = abs.ct_eq(&0);
-            acc = Proj {
-                x: C::FieldElement::conditional_select(&sum.x, &acc.x, is_zero),
-                y: C::FieldElement::conditional_select(&sum.y, &acc.y, is_zero),
-                z: C::FieldElement::conditional_select(&sum.z, &acc.z, is_zero),
-            };
-            sx.as_mut().iter_mut().for_each(|w| *w = 0);
-            sy.as_mut().iter_mut().for_each(|w| *w = 0);
+        }
+    }
+
+    /// `k·P` in constant time, as affine big-endian `(x, y)`; `None` if `k = 0`. For every
+    /// digit the whole table row is read, then one complete mixed addition is made.
+    pub(crate) fn mul(&self, k: &Scalar<C>) -> Option<(FieldBytes<C>, FieldBytes<C>)> {
+        let be = Zeroizing::new(k.to_repr());
+        let mut digits = Zeroizing::new(Self::recode(&be));
+        let mut sel = [C::Words::default(); 3];
+        let out = match &self.edwards {
+            None => {
+                let mut acc = Proj::<C>::identity();
+                for (i, &d) in digits.iter().enumerate() {
+                    let neg = ((d >> 31) & 1) as Word; // 1 iff d < 0
+                    let abs = ((d ^ -(neg as i32)) + neg as i32) as Word; // |d| in 0..=ROW
+                    self.select(i, abs, &mut sel);
+                    let tx = C::fe_from_words(&sel[0]);
+                    let ty = C::fe_from_words(&sel[1]);
+                    let ty =
+                        C::FieldElement::conditional_select(&ty, &-ty, Choice::from(neg as u8));
+                    let sum = acc.add_mixed(&tx, &ty, &self.b3);
+                    // Digit 0 selects nothing (the identity, which RCB's mixed formulas do not
+                    // take as input): keep `acc`.
+                    let is_zero = abs.ct_eq(&0);
+                    acc = Proj {
+                        x: C::FieldElement::conditional_select(&sum.x, &acc.x, is_zero),
+                        y: C::FieldElement::conditional_select(&sum.y, &acc.y, is_zero),
+                        z: C::FieldElement::conditional_select(&sum.z, &acc.z, is_zero),
+                    };
+                }
+                acc.to_affine_be()
+            }
+            Some(ed) => {
+                let mut acc = Ext::<C>::identity();
+                for (i, &d) in digits.iter().enumerate() {
+                    let neg = ((d >> 31) & 1) as Word;
+                    let abs = ((d ^ -(neg as i32)) + neg as i32) as Word;
+                    self.select(i, abs, &mut sel);
+                    // Digit 0: the Edwards identity (0, 1), d·0·1 = 0, is a valid input.
+                    let is_zero = abs.ct_eq(&0);
+                    let u = C::fe_from_words(&sel[0]);
+                    let v = C::FieldElement::conditional_select(
+                        &C::fe_from_words(&sel[1]),
+                        &C::FieldElement::ONE,
+                        is_zero,
+                    );
+                    let w = C::fe_from_words(&sel[2]);
+                    // -(u, v) = (-u, v).
+                    let neg = Choice::from(neg as u8);
+                    let u = C::FieldElement::conditional_select(&u, &-u, neg);
+                    let w = C::FieldElement::conditional_select(&w, &-w, neg);
+                    acc = acc.add_mixed(&u, &v, &w);
+                }
+                acc.to_weierstrass_be(&ed.s, &ed.t)
+            }
+        };
+        for c in sel.iter_mut() {
+            c.as_mut().iter_mut().for_each(|w| *w = 0);
         }
         digits.iter_mut().for_each(|d| *d = 0);
-        acc
+        out
     }
 
     /// `k·P` in variable time (public scalars only: verification).
@@ -348,7 +543,7 @@ pub(crate) fn sign_with_k<C: GostCurve>(
 ) -> Option<SignOutput<C>> {
     let e = digest_to_e::<C>(digest);
     // Step 4: C = k·P, r = x_C mod q. (k ≠ 0 mod q, so C is not the identity.)
-    let (cx, cy) = C::base_table().mul(k).to_affine_be()?;
+    let (cx, cy) = C::base_table().mul(k)?;
     let r = scalar_reduce_be::<C>(&cx);
     // Step 5: s = (r·d + k·e) mod q.
     let s = r * d + *k * e;
@@ -420,7 +615,7 @@ pub(crate) fn vko_point<C: GostCurve>(
 
 /// `d·P` for a secret `d` (constant time), as big-endian `(x, y)`; `None` if `d = 0`.
 pub(crate) fn public_point<C: GostCurve>(d: &Scalar<C>) -> Option<(FieldBytes<C>, FieldBytes<C>)> {
-    C::base_table().mul(d).to_affine_be()
+    C::base_table().mul(d)
 }
 
 /// Affine point from big-endian coordinates: `None` unless both are `< p` and the point is on
@@ -454,7 +649,7 @@ mod tests {
         // k·P via the table equals k·P via primeorder's generic multiplication.
         for _ in 0..8 {
             let k = random_scalar::<C>().unwrap();
-            let a = C::base_table().mul(&k).to_affine_be();
+            let a = C::base_table().mul(&k);
             let b = ProjectivePoint::<C>::GENERATOR * k;
             assert_eq!(a, affine_xy::<C>(&b.to_affine()), "{}", C::NAME);
             assert_eq!(C::base_table().mul_vartime(&k), b, "{}", C::NAME);
@@ -470,21 +665,16 @@ mod tests {
             -Scalar::<C>::from(32u64),
         ] {
             let b = ProjectivePoint::<C>::GENERATOR * k;
-            let a = C::base_table().mul(&k).to_affine_be();
+            let a = C::base_table().mul(&k);
             assert_eq!(a, affine_xy::<C>(&b.to_affine()), "{}", C::NAME);
             assert_eq!(C::base_table().mul_vartime(&k), b, "{}", C::NAME);
         }
         // (q-1)·P = -P.
         let g = ProjectivePoint::<C>::GENERATOR.to_affine();
-        let m = C::base_table().mul(&-Scalar::<C>::ONE).to_affine_be();
+        let m = C::base_table().mul(&-Scalar::<C>::ONE);
         assert_eq!(m, affine_xy::<C>(&-g), "{}", C::NAME);
         // 0·P = O.
-        assert!(
-            C::base_table()
-                .mul(&Scalar::<C>::ZERO)
-                .to_affine_be()
-                .is_none()
-        );
+        assert!(C::base_table().mul(&Scalar::<C>::ZERO).is_none());
     }
 
     #[test]
@@ -498,6 +688,31 @@ mod tests {
         check_table::<tc26_512_c::Tc26Gost512C>();
         check_table::<test_256::GostTest256>();
         check_table::<test_512::GostTest512>();
+    }
+
+    /// The Edwards map constants give back the Weierstrass a and b (gost-pkcs11.md §3:
+    /// a = s² - 3t², b = 2t³ - t·s²).
+    #[test]
+    fn edwards_map_matches_weierstrass_coefficients() {
+        fn check<C: GostCurve>() {
+            let ed = C::base_table().edwards.as_ref().unwrap();
+            let (s, t) = (ed.s, ed.t);
+            let three = C::FieldElement::from(3u64);
+            assert_eq!(
+                s.square() - three * t.square(),
+                C::EQUATION_A,
+                "{}",
+                C::NAME
+            );
+            assert_eq!(
+                t.square() * t.double() - t * s.square(),
+                C::EQUATION_B,
+                "{}",
+                C::NAME
+            );
+        }
+        check::<tc26_256_a::Tc26Gost256A>();
+        check::<tc26_512_c::Tc26Gost512C>();
     }
 
     #[test]

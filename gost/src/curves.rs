@@ -26,6 +26,7 @@ macro_rules! gost_curve {
         bytes: $bytes:ident,
         arith: $arith:ident,
         a_is_minus_3: $a_m3:literal,
+        edwards_d: $edwards_d:expr,
         cofactor: $cofactor:literal,
         p: $p:literal,
         a: $a:literal,
@@ -205,6 +206,7 @@ macro_rules! gost_curve {
                 type Words = [$crate::field::Word; <$uint>::LIMBS];
                 const COFACTOR: u32 = $cofactor;
                 const A_IS_MINUS_3: bool = $a_m3;
+                const EDWARDS_D: Option<FieldElement> = $edwards_d;
 
                 #[inline(always)]
                 fn fe_words(fe: &FieldElement) -> Self::Words {
@@ -237,6 +239,10 @@ gost_curve! {
     bytes: U32,
     arith: EquationAIsGeneric,
     a_is_minus_3: false,
+    // Edwards d (e = 1): gost-pkcs11.md §3, RFC 7836 App. A.1.
+    edwards_d: Some(FieldElement::from_hex_vartime(
+        "0605F6B7C183FA81578BC39CFAD518132B9DF62897009AF7E522C32D6DC7BFFB"
+    )),
     cofactor: 4,
     p: "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFD97",
     a: "C2173F1513981673AF4892C23035A27CE25E2013BF95AA33B22C656F277E7335",
@@ -258,6 +264,7 @@ gost_curve! {
     bytes: U32,
     arith: EquationAIsMinusThree,
     a_is_minus_3: true,
+    edwards_d: None,
     cofactor: 1,
     p: "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFD97",
     a: "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFD94",
@@ -278,6 +285,7 @@ gost_curve! {
     bytes: U32,
     arith: EquationAIsMinusThree,
     a_is_minus_3: true,
+    edwards_d: None,
     cofactor: 1,
     p: "8000000000000000000000000000000000000000000000000000000000000C99",
     a: "8000000000000000000000000000000000000000000000000000000000000C96",
@@ -299,6 +307,7 @@ gost_curve! {
     bytes: U32,
     arith: EquationAIsMinusThree,
     a_is_minus_3: true,
+    edwards_d: None,
     cofactor: 1,
     p: "9B9F605F5A858107AB1EC85E6B41C8AACF846E86789051D37998F7B9022D759B",
     a: "9B9F605F5A858107AB1EC85E6B41C8AACF846E86789051D37998F7B9022D7598",
@@ -312,13 +321,14 @@ gost_curve! {
 
 gost_curve! {
     /// id-tc26-gost-3410-12-512-paramSetA (1.2.643.7.1.2.1.2.1); a = -3
-    /// (gost-pkcs11.md §3; RFC 7836 App. A.2 predecessor set, gost-engine `gost_params.c`).
+    /// (gost-pkcs11.md §3; TC26 parameters as in gost-engine `gost_params.c` and pygost).
     mod tc26_512_a;
     curve: Tc26Gost512A,
     uint: U512,
     bytes: U64,
     arith: EquationAIsMinusThree,
     a_is_minus_3: true,
+    edwards_d: None,
     cofactor: 1,
     p: "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFDC7",
     a: "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFDC4",
@@ -339,6 +349,7 @@ gost_curve! {
     bytes: U64,
     arith: EquationAIsMinusThree,
     a_is_minus_3: true,
+    edwards_d: None,
     cofactor: 1,
     p: "8000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000006F",
     a: "8000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000006C",
@@ -359,6 +370,10 @@ gost_curve! {
     bytes: U64,
     arith: EquationAIsGeneric,
     a_is_minus_3: false,
+    // Edwards d (e = 1): gost-pkcs11.md §3, RFC 7836 App. A.2.
+    edwards_d: Some(FieldElement::from_hex_vartime(
+        "9E4F5D8C017D8D9F13A5CF3CDF5BFE4DAB402D54198E31EBDE28A0621050439CA6B39E0A515C06B304E2CE43E79E369E91A0CFC2BC2A22B4CA302DBB33EE7550"
+    )),
     cofactor: 4,
     p: "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFDC7",
     a: "DC9203E514A721875485A529D2C722FB187BC8980EB866644DE41C68E143064546E861C0E2C9EDD92ADE71F46FCF50FF2AD97F951FDA9F2A2EB6546F39689BD3",
@@ -379,6 +394,7 @@ gost_curve! {
     bytes: U32,
     arith: EquationAIsGeneric,
     a_is_minus_3: false,
+    edwards_d: None,
     cofactor: 1,
     p: "8000000000000000000000000000000000000000000000000000000000000431",
     a: "0000000000000000000000000000000000000000000000000000000000000007",
@@ -399,6 +415,7 @@ gost_curve! {
     bytes: U64,
     arith: EquationAIsGeneric,
     a_is_minus_3: false,
+    edwards_d: None,
     cofactor: 1,
     p: "4531ACD1FE0023C7550D267B6B2FEE80922B14B2FFB90F04D4EB7C09B5D2D15DF1D852741AF4704A0458047E80E4546D35B8336FAC224DD81664BBF528BE6373",
     a: "00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000007",

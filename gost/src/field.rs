@@ -15,8 +15,53 @@ pub(crate) use crypto_bigint::{WideWord, Word};
 
 const BITS: u32 = Word::BITS;
 
+/// One CIOS round: `t = (t + a_i·b + m·p) / 2^W` with `m` chosen so the division is exact.
+/// `(t, t_hi)` is the running value (N + 1 words).
+#[inline(always)]
+const fn mont_round<const N: usize>(
+    t: &mut [Word; N],
+    t_hi: &mut Word,
+    ai: Word,
+    b: &[Word; N],
+    p: &[Word; N],
+    p_inv: Word,
+) {
+    // t += a_i·b
+    let ai = ai as WideWord;
+    let mut carry: Word = 0;
+    let mut j = 0;
+    while j < N {
+        let x = t[j] as WideWord + ai * (b[j] as WideWord) + carry as WideWord;
+        t[j] = x as Word;
+        carry = (x >> BITS) as Word;
+        j += 1;
+    }
+    let x = *t_hi as WideWord + carry as WideWord;
+    *t_hi = x as Word;
+    let t_top = (x >> BITS) as Word; // t[N+1], 0 or 1
+
+    // t = (t + m·p) / 2^W with m chosen so the low word vanishes.
+    let m = t[0].wrapping_mul(p_inv) as WideWord;
+    let x = t[0] as WideWord + m * (p[0] as WideWord);
+    let mut carry = (x >> BITS) as Word;
+    let mut j = 1;
+    while j < N {
+        let x = t[j] as WideWord + m * (p[j] as WideWord) + carry as WideWord;
+        t[j - 1] = x as Word;
+        carry = (x >> BITS) as Word;
+        j += 1;
+    }
+    let x = *t_hi as WideWord + carry as WideWord;
+    t[N - 1] = x as Word;
+    *t_hi = t_top + (x >> BITS) as Word;
+}
+
 /// `a·b·R^-1 mod p` for `a, b < p` (CIOS Montgomery multiplication, Koç–Acar–Kaliski 1996;
 /// Handbook of Applied Cryptography alg. 14.36). `p_inv = -p^-1 mod 2^W`.
+///
+/// The rounds are written out for the limb counts used here (4 and 8 on 64-bit targets, 8 and
+/// 16 on 32-bit ones) so that the compiler sees every index as a constant and can fold the
+/// modulus words (many are 0, 1 or all ones for the TC26 primes).
 #[inline(always)]
 pub(crate) const fn mont_mul<const N: usize>(
     a: &[Word; N],
@@ -26,37 +71,19 @@ pub(crate) const fn mont_mul<const N: usize>(
 ) -> [Word; N] {
     let mut t = [0 as Word; N];
     let mut t_hi: Word = 0; // t[N]
-    let mut i = 0;
-    while i < N {
-        // t += a[i]·b
-        let ai = a[i] as WideWord;
-        let mut carry: Word = 0;
-        let mut j = 0;
-        while j < N {
-            let x = t[j] as WideWord + ai * (b[j] as WideWord) + carry as WideWord;
-            t[j] = x as Word;
-            carry = (x >> BITS) as Word;
-            j += 1;
+    macro_rules! rounds {
+        ($($i:literal)*) => { $( mont_round(&mut t, &mut t_hi, a[$i], b, p, p_inv); )* };
+    }
+    if N == 4 {
+        rounds!(0 1 2 3);
+    } else if N == 8 {
+        rounds!(0 1 2 3 4 5 6 7);
+    } else {
+        let mut i = 0;
+        while i < N {
+            mont_round(&mut t, &mut t_hi, a[i], b, p, p_inv);
+            i += 1;
         }
-        let x = t_hi as WideWord + carry as WideWord;
-        t_hi = x as Word;
-        let t_top = (x >> BITS) as Word; // t[N+1], 0 or 1
-
-        // t = (t + m·p) / 2^W with m chosen so the low word vanishes.
-        let m = t[0].wrapping_mul(p_inv) as WideWord;
-        let x = t[0] as WideWord + m * (p[0] as WideWord);
-        let mut carry = (x >> BITS) as Word;
-        let mut j = 1;
-        while j < N {
-            let x = t[j] as WideWord + m * (p[j] as WideWord) + carry as WideWord;
-            t[j - 1] = x as Word;
-            carry = (x >> BITS) as Word;
-            j += 1;
-        }
-        let x = t_hi as WideWord + carry as WideWord;
-        t[N - 1] = x as Word;
-        t_hi = t_top + (x >> BITS) as Word;
-        i += 1;
     }
     // t < 2p: subtract p once if (t_hi, t) >= p.
     reduce_once(&t, t_hi, p)
