@@ -4,14 +4,28 @@
 //! * Curves: every TC26 parameter set (256-bit A, B, C, D; 512-bit A, B, C), the CryptoPro
 //!   A/B/C and XchA/XchB OIDs (aliases of tc26-256-B/C/D), and the two test curves of
 //!   RFC 7091 §7. See [`ParamSet`].
-//! * Arithmetic: `primeorder`'s complete short-Weierstrass formulas over `primefield`
-//!   Montgomery fields (`crypto-bigint`), constant time for secret data; the generator has a
-//!   lazily built fixed-base table per curve (signed 6-bit windows, full-row constant-time scans).
+//! * Arithmetic: `primeorder` short-Weierstrass curves over `primefield` Montgomery fields
+//!   (`crypto-bigint` integers). The field elements use a fixed-size Montgomery backend of this
+//!   crate (`field.rs`, plugged into `primefield`'s element macro the way its `fiat-crypto`
+//!   backends are), about twice as fast as the generic one.
+//! * Signing (`k·P`) and key generation (`d·P`) use a per-curve fixed-base table of the
+//!   generator, built lazily once (`OnceLock`): signed 6-bit digits, one complete mixed
+//!   addition per digit, every table row read in full with word masks. On tc26-256-A and
+//!   tc26-512-C (cofactor 4) that path runs on the curves' Edwards form (complete formulas,
+//!   8 multiplications per addition); elsewhere on the Renes–Costello–Batina formulas.
+//! * Constant time for secrets: no secret-dependent branches or table indices; the one field
+//!   inversion per signature is blinded (`1/z = β/(z·β)`, β random) before a variable-time
+//!   inversion. Private keys are zeroized on drop. Verification, public-key validation and
+//!   the fixed-base table construction handle public data only and may take variable time.
+//! * Public keys from outside are checked: coordinates `< p`, on the curve, and in the
+//!   subgroup of order q (exact arithmetic, so that points of order 2, 4, 2q or 4q on the
+//!   cofactor-4 curves are refused).
 //! * Byte order (shared/docs/gost-pkcs11.md, "the three traps"): a digest is read as a
 //!   **little-endian** integer; a signature is **`s || r`**, each half big-endian; private keys
 //!   are `d` little-endian and public keys `X || Y`, each little-endian — exactly the PKCS#11
 //!   `CKA_VALUE` and `C_Sign` formats.
-//! * Nonces: a fresh uniformly random `k` from the operating system (`getrandom`) per signature.
+//! * Nonces: a fresh uniformly random `k` from the operating system (`getrandom`) per
+//!   signature (no deterministic derivation).
 //!
 //! ```
 //! use klyuch_gost::{ParamSet, SigningKey, streebog256};
@@ -25,7 +39,7 @@
 #![warn(missing_docs)]
 
 mod arith;
-pub mod curves;
+mod curves;
 mod field;
 mod hash;
 mod validate;
@@ -37,7 +51,7 @@ use elliptic_curve::{
     ff::{Field, PrimeField},
     point::AffineCoordinates,
 };
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
 use crate::arith::{GostCurve, Scalar};
 
@@ -515,12 +529,6 @@ impl SigningKey {
             let out = arith::sign_with_k::<C>(&d, digest, &k).ok_or(Error::InvalidNonce)?;
             Ok(encode_signature::<C>(&out.s, &out.r))
         })
-    }
-}
-
-impl Drop for SigningKey {
-    fn drop(&mut self) {
-        self.d_be.zeroize();
     }
 }
 
