@@ -7,8 +7,10 @@
 //! * `slot_info()` answers from the cached reader state, refreshed from pcscd at most once a
 //!   second (NSS polls it; the card is never touched).
 //! * `token()` connects to a new card once (shared mode) and keeps the token until the card is
-//!   removed; a failed attempt is not retried until the reader's state changes (an unreadable
-//!   card must not be hammered, cf. OpenSC issue 3471).
+//!   removed, handing out the same `Arc` meanwhile; a failed attempt is not retried until the
+//!   reader's state changes (an unreadable card must not be hammered, cf. OpenSC issue 3471).
+//!   It looks at pcscd (not the card) when there is no live token or the cached reader state is
+//!   a second old, so a removal or re-insertion shows in `C_GetTokenInfo` too.
 //! * Without pcscd there are no slots and no error; the daemon is looked for again at most every
 //!   two seconds.
 
@@ -38,7 +40,12 @@ struct Reader {
     /// Last event state from pcscd (with the event counter in the upper 16 bits).
     state: pcsc::State,
     atr: Vec<u8>,
-    token: Option<CardToken>,
+    /// The token of the card in the reader. Handed out as this one `Arc` for as long as the
+    /// card stays (the core recognises a token's sessions by `Arc` identity).
+    token: Option<Arc<CardToken>>,
+    /// pcscd's event counter (insertions and removals) when the token was opened: a card
+    /// pulled and put back between two looks is a new token.
+    token_event: u32,
     /// The reader state (event counter) at which opening the token failed.
     failed_at: Option<u32>,
     /// What `wait_event` last reported for this slot: (card present, event counter).
@@ -140,7 +147,7 @@ impl PcscSource {
 
     /// The card token in a slot as its concrete type (tests: APDU counts, profile name).
     pub fn card_token(&self, local: u64) -> Result<CardToken> {
-        self.token_inner(local)
+        self.token_inner(local).map(|t| (*t).clone())
     }
 
     fn excluded(&self, name: &str) -> bool {
@@ -210,6 +217,7 @@ impl PcscSource {
                 state: pcsc::State::UNAWARE,
                 atr: Vec::new(),
                 token: None,
+                token_event: 0,
                 failed_at: None,
                 reported: None,
             });
@@ -252,7 +260,12 @@ impl PcscSource {
     fn drop_gone_tokens(&self, inner: &mut Inner) {
         for r in &mut inner.readers {
             let keep = match &r.token {
-                Some(t) => t.alive() && r.card_present() && t.atr() == r.atr.as_slice(),
+                Some(t) => {
+                    t.alive()
+                        && r.card_present()
+                        && t.atr() == r.atr.as_slice()
+                        && r.event_count() == r.token_event
+                }
                 None => true,
             };
             if !keep {
@@ -267,16 +280,27 @@ impl PcscSource {
         }
     }
 
-    fn token_inner(&self, local: u64) -> Result<CardToken> {
+    fn token_inner(&self, local: u64) -> Result<Arc<CardToken>> {
         let mut inner = lock(&self.inner);
         let i = usize::try_from(local).map_err(|_| Error::new(CKR_SLOT_ID_INVALID))?;
         if i >= inner.readers.len() {
             return Err(Error::new(CKR_SLOT_ID_INVALID));
         }
-        if inner.readers[i].state == pcsc::State::UNAWARE {
+        // The reader's state from pcscd (never the card) when it may have changed: no live
+        // token yet (a card to open, or a removal to report), or not looked at for a second
+        // (so a removal shows in C_GetTokenInfo within a second, as in C_GetSlotInfo).
+        let r = &inner.readers[i];
+        let live = r.token.as_ref().is_some_and(|t| t.alive());
+        if r.state == pcsc::State::UNAWARE
+            || !live
+            || inner
+                .last_refresh
+                .is_none_or(|t| t.elapsed() >= INFO_REFRESH)
+        {
             self.refresh(&mut inner);
+        } else {
+            self.drop_gone_tokens(&mut inner);
         }
-        self.drop_gone_tokens(&mut inner);
         let ctx = inner.ctx.clone();
         let r = &mut inner.readers[i];
         if !r.card_present() {
@@ -301,7 +325,9 @@ impl PcscSource {
                 if r.atr.is_empty() {
                     r.atr = t.atr().to_vec();
                 }
+                let t = Arc::new(t);
                 r.token = Some(t.clone());
+                r.token_event = r.event_count();
                 Ok(t)
             }
             Err(e) => {
@@ -379,8 +405,7 @@ impl SlotSource for PcscSource {
     }
 
     fn token(&self, local: u64) -> Result<Arc<dyn Token>> {
-        self.token_inner(local)
-            .map(|t| Arc::new(t) as Arc<dyn Token>)
+        self.token_inner(local).map(|t| t as Arc<dyn Token>)
     }
 
     fn has_events(&self) -> bool {

@@ -1,5 +1,7 @@
-//! BER-TLV (ISO/IEC 7816-4 §6.3, ITU-T X.690 §8.1): the encoding of PIV data objects, GOST key
-//! directory records and X.509 certificates (DER is a subset).
+//! BER-TLV of the card protocols (ISO/IEC 7816-4 §6.3 with the X.690 §8.1 tag and length rules):
+//! PIV data objects and GENERAL AUTHENTICATE templates, the GOST token's key directory records and
+//! templates. Only for what travels in APDUs: certificates, public keys and every other ASN.1
+//! structure go through `klyuch-crypto` and the `der` crate (`host.rs`).
 
 /// One TLV element: its tag (the tag bytes as a big-endian number, e.g. `0x5FC105`), the value,
 /// and the whole element's bytes (tag + length + value).

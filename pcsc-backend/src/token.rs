@@ -6,7 +6,7 @@
 //! PKCS#11 calls. Lock order inside a token: connection → state (never the other way round).
 
 use crate::apdu::{CardError, CardResult, Sw};
-use crate::host::{self, HashAlg, HostDigest, KeyKind};
+use crate::host::{self, KeyKind};
 use crate::pinpad::PinPad;
 use crate::profile::{
     self, AdminAuth, CardIdent, CardKey, CardProfile, Contents, KeySpec, PinRole, PinStatus,
@@ -330,23 +330,28 @@ impl Inner {
     fn note_pin(&self, role: PinRole, r: &CardResult<()>) {
         let mut guard = lock(&self.st);
         let st = &mut *guard;
-        let max = self.profile.max_tries(role);
         let (status, failed) = match role {
             PinRole::User => (&mut st.user_pin, &mut st.user_failed),
             PinRole::So => (&mut st.so_pin, &mut st.so_failed),
         };
+        // The counter's maximum: as the card told it, else as the profile knows it.
+        let max = status.max_tries.or(self.profile.max_tries(role));
         match r {
             Ok(()) => {
                 *status = PinStatus {
                     verified: true,
                     tries_left: max,
                     blocked: false,
+                    max_tries: status.max_tries,
                 };
                 *failed = false;
             }
             Err(CardError::Sw(sw)) => {
                 if let Ok(s) = PinStatus::from_sw(*sw) {
-                    *status = s;
+                    *status = PinStatus {
+                        max_tries: status.max_tries,
+                        ..s
+                    };
                     *failed = true;
                 }
             }
@@ -370,6 +375,8 @@ fn rebuild(st: &mut State) {
         })
     };
     let contents = st.contents.clone();
+    // certificate attributes by CKA_ID (their subject and SPKI also go on the keys)
+    let mut cert_attrs: Vec<(Vec<u8>, Template)> = Vec::new();
     for c in &contents.certs {
         let mut a = match host::certificate_attributes(&c.der) {
             Ok(a) => a,
@@ -380,6 +387,7 @@ fn rebuild(st: &mut State) {
         };
         a.set_ulong(CKA_CLASS, CKO_CERTIFICATE);
         common(&mut a, &c.label, &c.id, false);
+        cert_attrs.push((c.id.clone(), a.clone()));
         let id = take_id(&mut st.ids, &mut st.next_id, CKO_CERTIFICATE, &c.id);
         objs.push(Obj {
             id,
@@ -391,17 +399,33 @@ fn rebuild(st: &mut State) {
         });
     }
     for k in &contents.keys {
-        let subject = contents
-            .certs
-            .iter()
-            .find(|c| c.id == k.id)
-            .and_then(|c| host::cert_parts(&c.der).ok().map(|p| p.subject.to_vec()))
-            .unwrap_or_default();
+        let cert = cert_attrs.iter().find(|c| c.0 == k.id).map(|c| &c.1);
+        let subject = cert
+            .and_then(|c| c.get(CKA_SUBJECT))
+            .unwrap_or_default()
+            .to_vec();
+        // CKA_PUBLIC_KEY_INFO: as the card gave it, else the certificate's SPKI, else encoded
+        // from the key itself (generated keys; GOST keys once klyuch-crypto has them).
+        let mut public = k.public.clone();
+        if public.get(CKA_PUBLIC_KEY_INFO).is_none_or(<[u8]>::is_empty) {
+            let spki = match cert.and_then(|c| c.get(CKA_PUBLIC_KEY_INFO)) {
+                Some(s) => s.to_vec(),
+                None => host::public_key_info(&public).unwrap_or_else(|e| {
+                    log::debug!("key {:02X?}: no CKA_PUBLIC_KEY_INFO ({e})", k.id);
+                    Vec::new()
+                }),
+            };
+            public.set(CKA_PUBLIC_KEY_INFO, spki);
+        }
+        let k = &CardKey {
+            public,
+            ..k.clone()
+        };
         let keygen = match k.kind {
             KeyKind::Rsa { .. } => CKM_RSA_PKCS_KEY_PAIR_GEN,
             KeyKind::EcP256 | KeyKind::EcP384 => CKM_EC_KEY_PAIR_GEN,
             KeyKind::Gost256 => CKM_GOSTR3410_KEY_PAIR_GEN,
-            KeyKind::Gost512 => token_api::ck::CKM_GOSTR3410_512_KEY_PAIR_GEN,
+            KeyKind::Gost512 => CKM_GOSTR3410_512_KEY_PAIR_GEN,
         };
         // public key
         let mut p = k.public.clone();
@@ -412,7 +436,7 @@ fn rebuild(st: &mut State) {
         p.set_bool(CKA_ENCRYPT, k.decrypt);
         p.set_bool(CKA_WRAP, false);
         p.set_bool(CKA_VERIFY_RECOVER, false);
-        p.set_bool(CKA_DERIVE, false);
+        p.set_bool(CKA_DERIVE, k.derive);
         p.set_bool(CKA_TRUSTED, false);
         key_common(&mut p, k.local, keygen);
         let id = take_id(&mut st.ids, &mut st.next_id, CKO_PUBLIC_KEY, &k.id);
@@ -538,129 +562,89 @@ const EC_SIGN: &[CK_MECHANISM_TYPE] = &[
 ];
 const GOST_SIGN: &[CK_MECHANISM_TYPE] = &[
     CKM_GOSTR3410,
-    token_api::ck::CKM_GOSTR3410_512,
-    token_api::ck::CKM_GOSTR3410_WITH_GOSTR3411_12_256,
-    token_api::ck::CKM_GOSTR3410_WITH_GOSTR3411_12_512,
+    CKM_GOSTR3410_512,
+    CKM_GOSTR3410_WITH_GOSTR3411_12_256,
+    CKM_GOSTR3410_WITH_GOSTR3411_12_512,
 ];
 
-/// How a sign mechanism prepares the card's input.
+/// How the card's input is encoded from the (hashed) data.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Prep {
-    RsaPkcs(Option<HashAlg>),
+enum Encoding {
+    /// EMSA-PKCS1-v1_5: a DigestInfo of the host's hash, or the caller's DigestInfo.
+    RsaPkcs,
+    /// Raw RSA (`CKM_RSA_X_509`): the caller's block, left-padded with zeros.
     RsaX509,
+    /// EMSA-PSS with the mechanism parameter's hash, MGF and salt length.
     RsaPss {
-        prehash: Option<HashAlg>,
-        hash: HashAlg,
-        mgf: HashAlg,
+        hash: CK_MECHANISM_TYPE,
+        mgf: CK_RSA_PKCS_MGF_TYPE,
         salt: usize,
     },
-    Ecdsa(Option<HashAlg>),
-    Gost(Option<HashAlg>),
+    /// ECDSA: the hash fitted to the field size.
+    Ecdsa,
+    /// GOST R 34.10-2012: the 32/64-byte digest as the hash function outputs it.
+    Gost,
 }
 
-impl Prep {
-    fn hash(self) -> Option<HashAlg> {
-        match self {
-            Prep::RsaPkcs(h) | Prep::Ecdsa(h) | Prep::Gost(h) => h,
-            Prep::RsaPss { prehash, .. } => prehash,
-            Prep::RsaX509 => None,
-        }
-    }
+/// How a sign mechanism prepares the card's input: an optional host-side hash (the digest
+/// mechanism of a hash-and-sign mechanism) and the encoding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Prep {
+    hash: Option<CK_MECHANISM_TYPE>,
+    enc: Encoding,
 }
 
 fn prep_for(m: &Mechanism, kind: KeyKind) -> Result<Prep> {
-    use token_api::ck as c;
     let inconsistent = || Error::new(CKR_KEY_TYPE_INCONSISTENT);
+    if !(RSA_SIGN.contains(&m.ty) || EC_SIGN.contains(&m.ty) || GOST_SIGN.contains(&m.ty)) {
+        return Err(Error::mechanism_invalid());
+    }
+    let (hash, raw) = match host::hash_then_sign(m.ty) {
+        Some((h, r)) => (Some(h), r),
+        None => (None, m.ty),
+    };
     let is_rsa = matches!(kind, KeyKind::Rsa { .. });
-    let is_ec = matches!(kind, KeyKind::EcP256 | KeyKind::EcP384);
-    let rsa_hash = |h| {
-        if is_rsa {
-            Ok(Prep::RsaPkcs(h))
-        } else {
-            Err(inconsistent())
+    let enc = match raw {
+        CKM_RSA_PKCS if is_rsa => Encoding::RsaPkcs,
+        CKM_RSA_X_509 if is_rsa => Encoding::RsaX509,
+        CKM_RSA_PKCS_PSS if is_rsa => {
+            let MechParam::RsaPss {
+                hash: pss_hash,
+                mgf,
+                salt_len,
+            } = &m.param
+            else {
+                return Err(Error::new(CKR_MECHANISM_PARAM_INVALID));
+            };
+            // PKCS#11 3.0 mechanisms §2.1.14: the parameter's hash is the mechanism's hash.
+            if hash.is_some_and(|h| h != *pss_hash) || host::digest_len(*pss_hash).is_none() {
+                return Err(Error::new(CKR_MECHANISM_PARAM_INVALID));
+            }
+            Encoding::RsaPss {
+                hash: *pss_hash,
+                mgf: *mgf,
+                salt: usize::try_from(*salt_len)
+                    .map_err(|_| Error::new(CKR_MECHANISM_PARAM_INVALID))?,
+            }
         }
+        CKM_ECDSA if matches!(kind, KeyKind::EcP256 | KeyKind::EcP384) => Encoding::Ecdsa,
+        CKM_GOSTR3410 if kind == KeyKind::Gost256 => Encoding::Gost,
+        CKM_GOSTR3410_512 if kind == KeyKind::Gost512 => Encoding::Gost,
+        _ => return Err(inconsistent()),
     };
-    let ec = |h| {
-        if is_ec {
-            Ok(Prep::Ecdsa(h))
-        } else {
-            Err(inconsistent())
-        }
-    };
-    let pss = |prehash: Option<HashAlg>| -> Result<Prep> {
-        if !is_rsa {
-            return Err(inconsistent());
-        }
-        let MechParam::RsaPss {
-            hash,
-            mgf,
-            salt_len,
-        } = &m.param
-        else {
-            return Err(Error::new(CKR_MECHANISM_PARAM_INVALID));
-        };
-        let hash = HashAlg::from_digest_mech(*hash)
-            .filter(|h| !matches!(h, HashAlg::Streebog256 | HashAlg::Streebog512))
-            .ok_or(Error::new(CKR_MECHANISM_PARAM_INVALID))?;
-        if prehash.is_some_and(|p| p != hash) {
-            return Err(Error::new(CKR_MECHANISM_PARAM_INVALID));
-        }
-        let mgf = HashAlg::from_mgf(*mgf).ok_or(Error::new(CKR_MECHANISM_PARAM_INVALID))?;
-        Ok(Prep::RsaPss {
-            prehash,
-            hash,
-            mgf,
-            salt: usize::try_from(*salt_len)
-                .map_err(|_| Error::new(CKR_MECHANISM_PARAM_INVALID))?,
-        })
-    };
-    Ok(match m.ty {
-        CKM_RSA_PKCS => rsa_hash(None)?,
-        CKM_RSA_X_509 if is_rsa => Prep::RsaX509,
-        CKM_SHA1_RSA_PKCS => rsa_hash(Some(HashAlg::Sha1))?,
-        CKM_SHA224_RSA_PKCS => rsa_hash(Some(HashAlg::Sha224))?,
-        CKM_SHA256_RSA_PKCS => rsa_hash(Some(HashAlg::Sha256))?,
-        CKM_SHA384_RSA_PKCS => rsa_hash(Some(HashAlg::Sha384))?,
-        CKM_SHA512_RSA_PKCS => rsa_hash(Some(HashAlg::Sha512))?,
-        CKM_RSA_PKCS_PSS => pss(None)?,
-        CKM_SHA1_RSA_PKCS_PSS => pss(Some(HashAlg::Sha1))?,
-        CKM_SHA224_RSA_PKCS_PSS => pss(Some(HashAlg::Sha224))?,
-        CKM_SHA256_RSA_PKCS_PSS => pss(Some(HashAlg::Sha256))?,
-        CKM_SHA384_RSA_PKCS_PSS => pss(Some(HashAlg::Sha384))?,
-        CKM_SHA512_RSA_PKCS_PSS => pss(Some(HashAlg::Sha512))?,
-        CKM_ECDSA => ec(None)?,
-        CKM_ECDSA_SHA1 => ec(Some(HashAlg::Sha1))?,
-        CKM_ECDSA_SHA224 => ec(Some(HashAlg::Sha224))?,
-        CKM_ECDSA_SHA256 => ec(Some(HashAlg::Sha256))?,
-        CKM_ECDSA_SHA384 => ec(Some(HashAlg::Sha384))?,
-        CKM_ECDSA_SHA512 => ec(Some(HashAlg::Sha512))?,
-        CKM_GOSTR3410 if kind == KeyKind::Gost256 => Prep::Gost(None),
-        c::CKM_GOSTR3410_512 if kind == KeyKind::Gost512 => Prep::Gost(None),
-        c::CKM_GOSTR3410_WITH_GOSTR3411_12_256 if kind == KeyKind::Gost256 => {
-            Prep::Gost(Some(HashAlg::Streebog256))
-        }
-        c::CKM_GOSTR3410_WITH_GOSTR3411_12_512 if kind == KeyKind::Gost512 => {
-            Prep::Gost(Some(HashAlg::Streebog512))
-        }
-        t if RSA_SIGN.contains(&t) || EC_SIGN.contains(&t) || GOST_SIGN.contains(&t) => {
-            return Err(inconsistent());
-        }
-        _ => return Err(Error::mechanism_invalid()),
-    })
+    Ok(Prep { hash, enc })
 }
 
-/// The card's input for one signature (host-side hashing and padding).
+/// The card's input for one signature (host-side encodings of `klyuch-crypto`).
 fn prepare(prep: Prep, kind: KeyKind, data: &[u8]) -> Result<Vec<u8>> {
+    use klyuch_crypto::padding;
     let k = kind.sig_len();
-    match prep {
-        Prep::RsaPkcs(h) => {
-            let t = match h {
-                Some(h) => [h.digest_info_prefix().unwrap_or_default(), data].concat(),
-                None => data.to_vec(),
-            };
-            host::pkcs1_v15_sign_pad(&t, k)
-        }
-        Prep::RsaX509 => {
+    match prep.enc {
+        Encoding::RsaPkcs => match prep.hash {
+            Some(h) => padding::pkcs1_v15_sign_pad(&padding::digest_info(h, data)?, k),
+            None => padding::pkcs1_v15_sign_pad(data, k),
+        },
+        Encoding::RsaX509 => {
             if data.len() > k {
                 return Err(Error::new(CKR_DATA_LEN_RANGE));
             }
@@ -668,10 +652,10 @@ fn prepare(prep: Prep, kind: KeyKind, data: &[u8]) -> Result<Vec<u8>> {
             b.extend_from_slice(data);
             Ok(b)
         }
-        Prep::RsaPss {
-            hash, mgf, salt, ..
-        } => host::pss_encode(data, hash, mgf, salt, kind.bits()),
-        Prep::Ecdsa(_) => {
+        Encoding::RsaPss { hash, mgf, salt } => {
+            padding::pss_encode(hash, mgf, salt, data, kind.bits())
+        }
+        Encoding::Ecdsa => {
             let n = k / 2;
             if data.is_empty() {
                 return Err(Error::new(CKR_DATA_LEN_RANGE));
@@ -682,7 +666,7 @@ fn prepare(prep: Prep, kind: KeyKind, data: &[u8]) -> Result<Vec<u8>> {
             b.extend_from_slice(&data[..data.len().min(n)]);
             Ok(b)
         }
-        Prep::Gost(_) => {
+        Encoding::Gost => {
             if data.len() != k / 2 {
                 return Err(Error::with(
                     CKR_DATA_LEN_RANGE,
@@ -694,10 +678,14 @@ fn prepare(prep: Prep, kind: KeyKind, data: &[u8]) -> Result<Vec<u8>> {
     }
 }
 
-/// How the operation authenticates the always-authenticate key.
+/// How the operation authenticates the always-authenticate key at the card operation.
 #[derive(Clone)]
 enum CtxAuth {
+    /// The PIN, checked on the card at `C_Login(CKU_CONTEXT_SPECIFIC)` and sent again right
+    /// before the operation, in the same transaction.
     Pin(Pin),
+    /// The reader's PIN pad, asked once, right before the operation (asking at login and again
+    /// at the operation would make the user type the PIN twice).
     Pad,
 }
 
@@ -705,7 +693,7 @@ struct CardSignOp {
     inner: Arc<Inner>,
     key: CardKey,
     prep: Prep,
-    hasher: Option<host::Hasher>,
+    hasher: Option<Box<dyn DigestOp>>,
     data: Zeroizing<Vec<u8>>,
     lgen: u64,
     ctx: Option<CtxAuth>,
@@ -736,23 +724,43 @@ fn context_verify(
     }
 }
 
+/// `C_Login(CKU_CONTEXT_SPECIFIC)` for an operation on `key`: a PIN is verified on the card at
+/// once (a wrong one is `CKR_PIN_INCORRECT` now, with the card's retry counter in the token
+/// flags), and kept to be verified again right before the operation (PIV's "PIN always"
+/// policy: the card accepts one operation per VERIFY). A PIN pad is used at the operation only.
+fn context_login(inner: &Inner, key: &CardKey, lgen: u64, pin: Option<&Pin>) -> Result<CtxAuth> {
+    if !key.always_authenticate {
+        return Err(Error::with(
+            CKR_OPERATION_NOT_INITIALIZED,
+            "this key needs no context login",
+        ));
+    }
+    check_login(inner, key, lgen)?;
+    let Some(pin) = pin else {
+        if inner.pinpad.has_verify() && inner.profile.pin_format(PinRole::User).is_some() {
+            return Ok(CtxAuth::Pad);
+        }
+        return Err(Error::args("NULL PIN without a PIN pad"));
+    };
+    let mut pin_result = None;
+    let r = inner.with_card(key.login_required, |ch, p| {
+        let v = p.verify_pin(ch, PinRole::User, pin);
+        pin_result = Some(v.clone());
+        v
+    });
+    if let Some(pr) = &pin_result {
+        inner.note_pin(PinRole::User, pr);
+    }
+    r?;
+    Ok(CtxAuth::Pin(pin.clone()))
+}
+
 impl ContextLogin for CardSignOp {
     fn needs_context_login(&self) -> bool {
         self.key.always_authenticate && self.ctx.is_none()
     }
     fn context_login(&mut self, pin: Option<&Pin>) -> Result<()> {
-        if !self.key.always_authenticate {
-            return Err(Error::with(
-                CKR_OPERATION_NOT_INITIALIZED,
-                "this key needs no context login",
-            ));
-        }
-        // The PIN is verified in the same transaction as the signature (so no other program
-        // can use the card's "PIN always" state in between); a wrong PIN shows at C_Sign.
-        self.ctx = Some(match pin {
-            Some(p) => CtxAuth::Pin(p.clone()),
-            None => CtxAuth::Pad,
-        });
+        self.ctx = Some(context_login(&self.inner, &self.key, self.lgen, pin)?);
         Ok(())
     }
 }
@@ -762,19 +770,19 @@ impl SignOp for CardSignOp {
         self.key.kind.sig_len()
     }
     fn multipart(&self) -> bool {
-        self.prep.hash().is_some()
+        self.prep.hash.is_some()
     }
     fn update(&mut self, data: &[u8]) -> Result<()> {
         match &mut self.hasher {
-            Some(h) => h.update(data),
+            Some(h) => h.update(data)?,
             None => self.data.extend_from_slice(data),
         }
         Ok(())
     }
     fn finish(&mut self) -> Result<Vec<u8>> {
         let input = match self.hasher.take() {
-            Some(h) => h.finish(),
-            None => std::mem::take(&mut *self.data),
+            Some(mut h) => Zeroizing::new(h.finish()?),
+            None => std::mem::take(&mut self.data),
         };
         let block = Zeroizing::new(prepare(self.prep, self.key.kind, &input)?);
         check_login(&self.inner, &self.key, self.lgen)?;
@@ -788,6 +796,8 @@ impl SignOp for CardSignOp {
         let key = &self.key;
         let pad = self.inner.pinpad;
         let mut pin_result = None;
+        // VERIFY (for an always-authenticate key) and the signature in one transaction, so that
+        // no other program can use the card's one-operation PIN state in between.
         let r = self.inner.with_card(key.login_required, |ch, p| {
             let v = context_verify(ch, p, &ctx, &pad);
             if ctx.is_some() {
@@ -803,10 +813,22 @@ impl SignOp for CardSignOp {
     }
 }
 
+/// How a decryption mechanism decodes the card's raw RSA result.
+#[derive(Clone, Debug)]
+enum Unpad {
+    Raw,
+    Pkcs1,
+    Oaep {
+        hash: CK_MECHANISM_TYPE,
+        mgf: CK_RSA_PKCS_MGF_TYPE,
+        label: Vec<u8>,
+    },
+}
+
 struct CardDecryptOp {
     inner: Arc<Inner>,
     key: CardKey,
-    raw: bool,
+    unpad: Unpad,
     data: Zeroizing<Vec<u8>>,
     lgen: u64,
     ctx: Option<CtxAuth>,
@@ -817,10 +839,7 @@ impl ContextLogin for CardDecryptOp {
         self.key.always_authenticate && self.ctx.is_none()
     }
     fn context_login(&mut self, pin: Option<&Pin>) -> Result<()> {
-        self.ctx = Some(match pin {
-            Some(p) => CtxAuth::Pin(p.clone()),
-            None => CtxAuth::Pad,
-        });
+        self.ctx = Some(context_login(&self.inner, &self.key, self.lgen, pin)?);
         Ok(())
     }
 }
@@ -840,6 +859,7 @@ impl CipherOp for CardDecryptOp {
         Ok(Vec::new())
     }
     fn finish(&mut self) -> Result<Vec<u8>> {
+        use klyuch_crypto::padding;
         let k = self.key.kind.sig_len();
         if self.data.len() != k {
             return Err(Error::new(CKR_ENCRYPTED_DATA_LEN_RANGE));
@@ -854,25 +874,27 @@ impl CipherOp for CardDecryptOp {
             context_verify(ch, p, &ctx, &pad)?;
             p.decrypt(ch, key, data)
         })?;
-        if self.raw {
-            let mut v = vec![0u8; k.saturating_sub(out.len())];
-            v.extend_from_slice(&out);
-            Ok(v)
-        } else {
-            let mut v = Zeroizing::new(vec![0u8; k.saturating_sub(out.len())]);
-            v.extend_from_slice(&out);
-            host::pkcs1_v15_unpad(&v)
-        }
+        let mut block = Zeroizing::new(vec![0u8; k.saturating_sub(out.len())]);
+        block.extend_from_slice(&out);
+        Ok(match &self.unpad {
+            Unpad::Raw => block.to_vec(),
+            Unpad::Pkcs1 => padding::pkcs1_v15_decrypt_unpad(&block)?.to_vec(),
+            Unpad::Oaep { hash, mgf, label } => {
+                padding::oaep_decode(*hash, *mgf, label, &block)?.to_vec()
+            }
+        })
     }
 }
 
 fn mech_info(ty: CK_MECHANISM_TYPE, caps: &profile::Caps) -> Option<MechInfo> {
-    use token_api::ck as c;
     let ec_flags = CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS;
+    // Verification and encryption with a card's public key run on the host (klyuch-crypto):
+    // offered exactly when klyuch-crypto has the mechanism (GOST: once it lands there).
+    let host = host::public_op_flags(ty);
     if caps.rsa && RSA_SIGN.contains(&ty) {
-        let mut f = CKF_HW | CKF_SIGN | CKF_VERIFY;
+        let mut f = CKF_HW | CKF_SIGN | (host & CKF_VERIFY);
         if caps.decrypt && matches!(ty, CKM_RSA_PKCS | CKM_RSA_X_509) {
-            f |= CKF_DECRYPT | CKF_ENCRYPT;
+            f |= CKF_DECRYPT | (host & CKF_ENCRYPT);
         }
         return Some(MechInfo::new(1024, 2048, f));
     }
@@ -880,21 +902,27 @@ fn mech_info(ty: CK_MECHANISM_TYPE, caps: &profile::Caps) -> Option<MechInfo> {
         return Some(MechInfo::new(
             256,
             384,
-            CKF_HW | CKF_SIGN | CKF_VERIFY | ec_flags,
+            CKF_HW | CKF_SIGN | (host & CKF_VERIFY) | ec_flags,
         ));
     }
     if caps.gost && GOST_SIGN.contains(&ty) {
-        let bits = if matches!(
-            ty,
-            c::CKM_GOSTR3410_512 | c::CKM_GOSTR3410_WITH_GOSTR3411_12_512
-        ) {
+        let bits = if matches!(ty, CKM_GOSTR3410_512 | CKM_GOSTR3410_WITH_GOSTR3411_12_512) {
             512
         } else {
             256
         };
-        return Some(MechInfo::new(bits, bits, CKF_HW | CKF_SIGN | CKF_VERIFY));
+        return Some(MechInfo::new(
+            bits,
+            bits,
+            CKF_HW | CKF_SIGN | (host & CKF_VERIFY),
+        ));
     }
     match ty {
+        CKM_RSA_PKCS_OAEP if caps.rsa && caps.decrypt => Some(MechInfo::new(
+            1024,
+            2048,
+            CKF_HW | CKF_DECRYPT | (host & CKF_ENCRYPT),
+        )),
         CKM_ECDH1_DERIVE if caps.ec && caps.derive => {
             Some(MechInfo::new(256, 384, CKF_HW | CKF_DERIVE | ec_flags))
         }
@@ -909,10 +937,10 @@ fn mech_info(ty: CK_MECHANISM_TYPE, caps: &profile::Caps) -> Option<MechInfo> {
         CKM_GOSTR3410_KEY_PAIR_GEN if caps.gost && caps.keygen => {
             Some(MechInfo::new(256, 256, CKF_HW | CKF_GENERATE_KEY_PAIR))
         }
-        c::CKM_GOSTR3410_512_KEY_PAIR_GEN if caps.gost && caps.keygen => {
+        CKM_GOSTR3410_512_KEY_PAIR_GEN if caps.gost && caps.keygen => {
             Some(MechInfo::new(512, 512, CKF_HW | CKF_GENERATE_KEY_PAIR))
         }
-        c::CKM_GOSTR3411_12_256 | c::CKM_GOSTR3411_12_512 if caps.gost => {
+        CKM_GOSTR3411_12_256 | CKM_GOSTR3411_12_512 if caps.gost => {
             Some(MechInfo::new(0, 0, CKF_DIGEST))
         }
         _ => None,
@@ -920,19 +948,19 @@ fn mech_info(ty: CK_MECHANISM_TYPE, caps: &profile::Caps) -> Option<MechInfo> {
 }
 
 fn all_mechs() -> Vec<CK_MECHANISM_TYPE> {
-    use token_api::ck as c;
     let mut v = Vec::new();
     v.extend_from_slice(RSA_SIGN);
     v.extend_from_slice(EC_SIGN);
     v.extend_from_slice(GOST_SIGN);
     v.extend_from_slice(&[
+        CKM_RSA_PKCS_OAEP,
         CKM_ECDH1_DERIVE,
         CKM_RSA_PKCS_KEY_PAIR_GEN,
         CKM_EC_KEY_PAIR_GEN,
         CKM_GOSTR3410_KEY_PAIR_GEN,
-        c::CKM_GOSTR3410_512_KEY_PAIR_GEN,
-        c::CKM_GOSTR3411_12_256,
-        c::CKM_GOSTR3411_12_512,
+        CKM_GOSTR3410_512_KEY_PAIR_GEN,
+        CKM_GOSTR3411_12_256,
+        CKM_GOSTR3411_12_512,
     ]);
     v
 }
@@ -1020,7 +1048,7 @@ impl Token for CardToken {
             flags |= pin_flags(
                 &st.user_pin,
                 st.user_failed,
-                p.max_tries(PinRole::User),
+                st.user_pin.max_tries.or(p.max_tries(PinRole::User)),
                 CKF_USER_PIN_COUNT_LOW,
                 CKF_USER_PIN_FINAL_TRY,
                 CKF_USER_PIN_LOCKED,
@@ -1028,7 +1056,7 @@ impl Token for CardToken {
             flags |= pin_flags(
                 &st.so_pin,
                 st.so_failed,
-                p.max_tries(PinRole::So),
+                st.so_pin.max_tries.or(p.max_tries(PinRole::So)),
                 CKF_SO_PIN_COUNT_LOW,
                 CKF_SO_PIN_FINAL_TRY,
                 CKF_SO_PIN_LOCKED,
@@ -1134,10 +1162,15 @@ impl Token for CardToken {
         }
         r?;
         let mut st = lock(&self.inner.st);
+        let max = st
+            .user_pin
+            .max_tries
+            .or(self.inner.profile.max_tries(PinRole::User));
         st.user_pin = PinStatus {
             verified: false,
-            tries_left: self.inner.profile.max_tries(PinRole::User),
+            tries_left: max,
             blocked: false,
+            max_tries: st.user_pin.max_tries,
         };
         st.user_failed = false;
         Ok(())
@@ -1208,7 +1241,7 @@ impl Token for CardToken {
             .get(CKA_VALUE)
             .ok_or(Error::new(CKR_TEMPLATE_INCOMPLETE))?;
         let id = t.get(CKA_ID).ok_or(Error::new(CKR_TEMPLATE_INCOMPLETE))?;
-        host::cert_parts(der)?;
+        host::certificate_attributes(der)?;
         let admin = self.inner.opts.admin.clone();
         let (cert, refreshed) = self.inner.with_card(true, |ch, p| {
             let cert = p.write_certificate(ch, id, der, &admin)?;
@@ -1291,7 +1324,7 @@ impl Token for CardToken {
         let lgen = self.require_user(&k)?;
         Ok(Box::new(CardSignOp {
             inner: self.inner.clone(),
-            hasher: prep.hash().map(HashAlg::hasher),
+            hasher: prep.hash.map(host::digest_op).transpose()?,
             key: k,
             prep,
             data: Zeroizing::new(Vec::new()),
@@ -1334,16 +1367,30 @@ impl Token for CardToken {
         if !k.decrypt {
             return Err(Error::new(CKR_KEY_FUNCTION_NOT_PERMITTED));
         }
-        let raw = match m.ty {
-            CKM_RSA_PKCS => false,
-            CKM_RSA_X_509 => true,
+        if !matches!(k.kind, KeyKind::Rsa { .. }) {
+            return Err(Error::new(CKR_KEY_TYPE_INCONSISTENT));
+        }
+        let unpad = match (m.ty, &m.param) {
+            (CKM_RSA_PKCS, _) => Unpad::Pkcs1,
+            (CKM_RSA_X_509, _) => Unpad::Raw,
+            (CKM_RSA_PKCS_OAEP, MechParam::RsaOaep { hash, mgf, source }) => {
+                if host::digest_len(*hash).is_none() {
+                    return Err(Error::new(CKR_MECHANISM_PARAM_INVALID));
+                }
+                Unpad::Oaep {
+                    hash: *hash,
+                    mgf: *mgf,
+                    label: source.clone(),
+                }
+            }
+            (CKM_RSA_PKCS_OAEP, _) => return Err(Error::new(CKR_MECHANISM_PARAM_INVALID)),
             _ => return Err(Error::mechanism_invalid()),
         };
         let lgen = self.require_user(&k)?;
         Ok(Box::new(CardDecryptOp {
             inner: self.inner.clone(),
             key: k,
-            raw,
+            unpad,
             data: Zeroizing::new(Vec::new()),
             lgen,
             ctx: None,
@@ -1354,8 +1401,7 @@ impl Token for CardToken {
         if mech_info(m.ty, &self.inner.profile.caps()).is_none_or(|i| i.flags & CKF_DIGEST == 0) {
             return Err(Error::mechanism_invalid());
         }
-        let alg = HashAlg::from_digest_mech(m.ty).ok_or(Error::mechanism_invalid())?;
-        Ok(Box::new(HostDigest::new(alg)))
+        host::digest_op(m.ty)
     }
 
     fn generate_key_pair(
@@ -1365,7 +1411,6 @@ impl Token for CardToken {
         public: &Template,
         private: &Template,
     ) -> Result<(ObjectId, ObjectId)> {
-        use token_api::ck as c;
         let caps = self.inner.profile.caps();
         if !caps.keygen || mech_info(m.ty, &caps).is_none() {
             return Err(Error::mechanism_invalid());
@@ -1377,12 +1422,6 @@ impl Token for CardToken {
             return Err(Error::new(CKR_USER_NOT_LOGGED_IN));
         }
         let get = |ty| public.get(ty).or_else(|| private.get(ty));
-        let oid_contents = |der: &[u8]| -> Result<Vec<u8>> {
-            match crate::tlv::read(der) {
-                Some((t, rest)) if t.tag == 0x06 && rest.is_empty() => Ok(t.value.to_vec()),
-                _ => Err(Error::new(CKR_ATTRIBUTE_VALUE_INVALID)),
-            }
-        };
         let spec = match m.ty {
             CKM_RSA_PKCS_KEY_PAIR_GEN => {
                 let bits = public
@@ -1401,23 +1440,20 @@ impl Token for CardToken {
                 }
             }
             CKM_EC_KEY_PAIR_GEN => {
-                let p =
-                    oid_contents(get(CKA_EC_PARAMS).ok_or(Error::new(CKR_TEMPLATE_INCOMPLETE))?)?;
-                if p == host::OID_P256 {
-                    KeySpec::EcP256
-                } else if p == host::OID_P384 {
-                    KeySpec::EcP384
-                } else {
-                    return Err(Error::new(CKR_CURVE_NOT_SUPPORTED));
+                let params = get(CKA_EC_PARAMS).ok_or(Error::new(CKR_TEMPLATE_INCOMPLETE))?;
+                match klyuch_crypto::curve_from_params(params)? {
+                    klyuch_crypto::Curve::P256 => KeySpec::EcP256,
+                    klyuch_crypto::Curve::P384 => KeySpec::EcP384,
+                    _ => return Err(Error::new(CKR_CURVE_NOT_SUPPORTED)),
                 }
             }
             CKM_GOSTR3410_KEY_PAIR_GEN => KeySpec::Gost256 {
-                paramset: oid_contents(
+                paramset: host::oid_content(
                     get(CKA_GOSTR3410_PARAMS).ok_or(Error::new(CKR_TEMPLATE_INCOMPLETE))?,
                 )?,
             },
-            c::CKM_GOSTR3410_512_KEY_PAIR_GEN => KeySpec::Gost512 {
-                paramset: oid_contents(
+            CKM_GOSTR3410_512_KEY_PAIR_GEN => KeySpec::Gost512 {
+                paramset: host::oid_content(
                     get(CKA_GOSTR3410_PARAMS).ok_or(Error::new(CKR_TEMPLATE_INCOMPLETE))?,
                 )?,
             },
@@ -1486,8 +1522,8 @@ impl Token for CardToken {
         let peer = if public_data.len() == 2 * field + 1 {
             public_data.clone()
         } else {
-            match crate::tlv::read(public_data) {
-                Some((o, _)) if o.tag == 0x04 && o.value.len() == 2 * field + 1 => o.value.to_vec(),
+            match host::octet_string_content(public_data) {
+                Some(p) if p.len() == 2 * field + 1 => p,
                 _ => return Err(Error::new(CKR_MECHANISM_PARAM_INVALID)),
             }
         };
@@ -1547,25 +1583,47 @@ mod tests {
 
     #[test]
     fn preparation_of_card_input() {
-        let b = prepare(
-            Prep::RsaPkcs(Some(HashAlg::Sha256)),
-            KeyKind::Rsa { bits: 2048 },
-            &[0xAA; 32],
-        )
-        .unwrap();
+        let rsa = KeyKind::Rsa { bits: 2048 };
+        let prep = prep_for(&Mechanism::new(CKM_SHA256_RSA_PKCS), rsa).unwrap();
+        assert_eq!(prep.hash, Some(CKM_SHA256));
+        let b = prepare(prep, rsa, &[0xAA; 32]).unwrap();
         assert_eq!(b.len(), 256);
         assert_eq!(&b[..2], &[0, 1]);
+        // the DigestInfo of SHA-256 (RFC 8017 §9.2 note 1) before the hash
         assert_eq!(
-            &b[256 - 51..256 - 32],
-            HashAlg::Sha256.digest_info_prefix().unwrap()
+            hex::encode(&b[256 - 51..256 - 32]),
+            "3031300d060960864801650304020105000420"
         );
-        let e = prepare(Prep::Ecdsa(None), KeyKind::EcP256, &[1; 48]).unwrap();
-        assert_eq!(e, vec![1; 32]);
-        let e = prepare(Prep::Ecdsa(None), KeyKind::EcP384, &[1; 32]).unwrap();
-        assert_eq!(&e[..16], &[0; 16]);
-        assert!(prepare(Prep::Gost(None), KeyKind::Gost256, &[0; 31]).is_err());
+        let pss = Mechanism::with(
+            CKM_SHA256_RSA_PKCS_PSS,
+            MechParam::RsaPss {
+                hash: CKM_SHA384,
+                mgf: CKG_MGF1_SHA256,
+                salt_len: 32,
+            },
+        );
         assert_eq!(
-            prep_for(&Mechanism::new(CKM_ECDSA), KeyKind::Rsa { bits: 2048 })
+            prep_for(&pss, rsa).unwrap_err().rv(),
+            CKR_MECHANISM_PARAM_INVALID
+        );
+        let ec = prep_for(&Mechanism::new(CKM_ECDSA), KeyKind::EcP256).unwrap();
+        let e = prepare(ec, KeyKind::EcP256, &[1; 48]).unwrap();
+        assert_eq!(e, vec![1; 32]);
+        let e = prepare(ec, KeyKind::EcP384, &[1; 32]).unwrap();
+        assert_eq!(&e[..16], &[0; 16]);
+        let g = prep_for(
+            &Mechanism::new(CKM_GOSTR3410_WITH_GOSTR3411_12_256),
+            KeyKind::Gost256,
+        )
+        .unwrap();
+        assert_eq!(g.hash, Some(CKM_GOSTR3411_12_256));
+        assert!(prepare(g, KeyKind::Gost256, &[0; 31]).is_err());
+        assert_eq!(
+            prep_for(&Mechanism::new(CKM_ECDSA), rsa).unwrap_err().rv(),
+            CKR_KEY_TYPE_INCONSISTENT
+        );
+        assert_eq!(
+            prep_for(&Mechanism::new(CKM_GOSTR3410_512), KeyKind::Gost256)
                 .unwrap_err()
                 .rv(),
             CKR_KEY_TYPE_INCONSISTENT

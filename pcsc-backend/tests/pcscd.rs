@@ -289,6 +289,8 @@ fn piv_list_login_sign_verify_and_apdu_counts() {
     );
     let (slot, tok) = open_token(&src);
     let start = src.apdu_count() - before;
+    // One token, one Arc: the module recognises a token's sessions by Arc identity.
+    assert!(Arc::ptr_eq(&tok, &src.token(slot).unwrap()));
     let ct = src.card_token(slot).unwrap();
     assert_eq!(ct.profile_name(), "piv");
     let info = tok.info();

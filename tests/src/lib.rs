@@ -2,7 +2,8 @@
 //! application would), on a temporary soft token store, and run the standard tools against it.
 //!
 //! Each [`Fixture`] owns a fresh store folder and a configuration file, sets `KLYUCH_TOKEN_DIR`,
-//! `KLYUCH_CONF` and `KLYUCH_PCSC=0`, and initialises the module. The module is process-wide, so
+//! `KLYUCH_CONF` and `KLYUCH_PCSC=0` (`KLYUCH_PCSC=1` with [`Fixture::with_pcsc`], for the
+//! PC/SC tests in `tests/pcsc.rs`), and initialises the module. The module is process-wide, so
 //! fixtures are serialised by a lock (nextest runs every test in its own process anyway).
 #![forbid(unsafe_code)]
 
@@ -73,6 +74,8 @@ macro_rules! require {
 pub struct Fixture {
     pub dir: tempfile::TempDir,
     pub pkcs11: Option<Pkcs11>,
+    /// PC/SC reader slots on ([`Fixture::with_pcsc`]); off for the soft token fixtures.
+    pcsc: bool,
     _guard: MutexGuard<'static, ()>,
 }
 
@@ -84,11 +87,24 @@ impl Fixture {
 
     /// As [`Fixture::new`] with extra configuration TOML (appended after the test defaults).
     pub fn with_config(extra: &str) -> Fixture {
+        Self::build(extra, false)
+    }
+
+    /// As [`Fixture::with_config`], but with the PC/SC backend on (`KLYUCH_PCSC=1`): the
+    /// module shows the readers of the running pcscd as slots (source 1, `0x1000000 + n`) next
+    /// to the soft tokens of the fixture's store. `extra` is appended to the configuration
+    /// (e.g. a `[pcsc]` section with `exclude_readers`).
+    pub fn with_pcsc(extra: &str) -> Fixture {
+        Self::build(extra, true)
+    }
+
+    fn build(extra: &str, pcsc: bool) -> Fixture {
         let guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
         let dir = tempfile::tempdir().expect("tempdir");
         let f = Fixture {
             dir,
             pkcs11: None,
+            pcsc,
             _guard: guard,
         };
         f.write_config(extra);
@@ -123,7 +139,7 @@ impl Fixture {
         vec![
             ("KLYUCH_TOKEN_DIR", self.store().display().to_string()),
             ("KLYUCH_CONF", self.config_path().display().to_string()),
-            ("KLYUCH_PCSC", "0".into()),
+            ("KLYUCH_PCSC", if self.pcsc { "1" } else { "0" }.into()),
         ]
     }
 
@@ -253,4 +269,19 @@ pub fn rv<T: std::fmt::Debug>(r: cryptoki::error::Result<T>) -> cryptoki::error:
 
 pub fn pin(p: &str) -> AuthPin {
     AuthPin::new(p.into())
+}
+
+/// `C_GetSlotList`/`C_GetSlotInfo` slot description without the blank padding.
+pub fn slot_description(p: &Pkcs11, slot: Slot) -> String {
+    p.get_slot_info(slot)
+        .map(|i| i.slot_description().trim_end().to_string())
+        .unwrap_or_default()
+}
+
+/// The slot whose description is `reader` (PC/SC reader slots carry the reader name).
+pub fn reader_slot(p: &Pkcs11, reader: &str) -> Option<Slot> {
+    p.get_all_slots()
+        .ok()?
+        .into_iter()
+        .find(|s| slot_description(p, *s) == reader)
 }

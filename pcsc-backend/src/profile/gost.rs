@@ -96,20 +96,19 @@ fn kind_of(alg: u8) -> Option<KeyKind> {
     }
 }
 
-fn public_template(kind: KeyKind, paramset: &[u8], value: &[u8]) -> Template {
+/// Public key attributes of a key directory record or a generated key: the parameter set OID
+/// (content octets, as the card's BER-TLV carries it) as `CKA_GOSTR3410_PARAMS`, Streebog of the
+/// key's size as `CKA_GOSTR3411_PARAMS`, and `X_le || Y_le` as `CKA_VALUE` (gost-pkcs11.md §2.2).
+fn public_template(kind: KeyKind, paramset: &[u8], value: &[u8]) -> CardResult<Template> {
     let mut t = Template::new();
     t.set_ulong(CKA_KEY_TYPE, kind.key_type());
-    t.set(CKA_GOSTR3410_PARAMS, host::oid_der(paramset));
     t.set(
-        CKA_GOSTR3411_PARAMS,
-        host::oid_der(if kind == KeyKind::Gost512 {
-            host::OID_STREEBOG_512
-        } else {
-            host::OID_STREEBOG_256
-        }),
+        CKA_GOSTR3410_PARAMS,
+        host::oid_der_from_content(paramset).ok_or(CardError::Malformed("parameter set OID"))?,
     );
+    t.set(CKA_GOSTR3411_PARAMS, host::streebog_oid_der(kind));
     t.set(CKA_VALUE, value.to_vec());
-    t
+    Ok(t)
 }
 
 fn key(card_ref: u8, kind: KeyKind, public: Template, local: bool) -> CardKey {
@@ -148,7 +147,7 @@ pub fn parse_key_directory(data: &[u8]) -> CardResult<Vec<CardKey>> {
         if pubv.len() != kind.sig_len() {
             return Err(CardError::Malformed("public key length"));
         }
-        keys.push(key(r, kind, public_template(kind, oid, pubv), false));
+        keys.push(key(r, kind, public_template(kind, oid, pubv)?, false));
     }
     Ok(keys)
 }
@@ -322,7 +321,7 @@ impl CardProfile for GostToken {
         Ok(key(
             card_ref,
             kind,
-            public_template(kind, paramset, q),
+            public_template(kind, paramset, q)?,
             true,
         ))
     }
@@ -378,7 +377,7 @@ mod tests {
         assert_eq!(keys[0].id, vec![1]);
         assert_eq!(
             keys[0].public.get(CKA_GOSTR3410_PARAMS).unwrap(),
-            &host::oid_der(&oid)[..]
+            &host::oid_der_from_content(&oid).unwrap()[..]
         );
         assert_eq!(keys[0].public.get(CKA_VALUE).unwrap(), &[7u8; 64][..]);
         assert!(parse_key_directory(&[]).unwrap().is_empty());

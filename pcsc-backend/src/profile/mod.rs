@@ -53,6 +53,9 @@ pub struct PinStatus {
     pub verified: bool,
     pub tries_left: Option<u8>,
     pub blocked: bool,
+    /// The counter's maximum when the card tells it (YubiKey GET METADATA); else the profile's
+    /// [`CardProfile::max_tries`] applies.
+    pub max_tries: Option<u8>,
 }
 
 impl PinStatus {
@@ -65,14 +68,13 @@ impl PinStatus {
                 ..Default::default()
             },
             Sw::VerifyFailed { tries_left: 0 } | Sw::AuthMethodBlocked => PinStatus {
-                verified: false,
                 tries_left: Some(0),
                 blocked: true,
+                ..Default::default()
             },
             Sw::VerifyFailed { tries_left } => PinStatus {
-                verified: false,
                 tries_left: Some(tries_left),
-                blocked: false,
+                ..Default::default()
             },
             Sw::VerifyFailedNoCount => PinStatus::default(),
             other => return Err(CardError::Sw(other)),

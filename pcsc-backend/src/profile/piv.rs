@@ -386,19 +386,20 @@ impl CardProfile for Piv {
                     continue;
                 }
             };
-            let spki = match host::cert_parts(&der) {
-                Ok(p) => p.spki.to_vec(),
+            // The key's public half comes from the certificate's SubjectPublicKeyInfo.
+            let spki = match klyuch_crypto::x509::certificate_attributes(&der) {
+                Ok(a) => a.get(CKA_PUBLIC_KEY_INFO).unwrap_or_default().to_vec(),
                 Err(e) => {
-                    log::warn!("PIV slot {:02X}: {e}", s.key_ref);
+                    log::warn!("PIV slot {:02X}: certificate: {e}", s.key_ref);
                     continue;
                 }
             };
             c.certs.push(CardCert {
                 id: vec![s.id],
                 label: s.cert_label.into(),
-                der: der.clone(),
+                der,
             });
-            match host::public_key_attributes(&spki) {
+            match host::public_key_from_spki(&spki) {
                 Ok((public, kind)) => c.keys.push(key_for(s, kind, public, false)),
                 Err(e) => log::warn!("PIV slot {:02X}: {e}", s.key_ref),
             }
@@ -436,9 +437,24 @@ impl CardProfile for Piv {
     }
 
     fn pin_status(&self, ch: &mut Channel<'_>, role: PinRole) -> CardResult<Option<PinStatus>> {
+        // YubiKey GET METADATA (Yubico "PIV: metadata", firmware 5.3+): `00 F7 00 <ref>` answers
+        // tag 06 = (total tries, tries left) for the PIN and the PUK, so the token knows the
+        // counter's maximum (CKF_*_PIN_COUNT_LOW in a fresh process) and the PUK's state.
+        let r = ch.send(&Command::new(0x00, 0xF7, 0x00, pin_ref(role)).le(256))?;
+        if r.sw.is_ok() {
+            if let Some(&[total, left]) = tlv::find(&r.data, 0x06) {
+                return Ok(Some(PinStatus {
+                    verified: false,
+                    tries_left: Some(left),
+                    blocked: left == 0,
+                    max_tries: Some(total),
+                }));
+            }
+        }
         if role == PinRole::So {
             return Ok(None); // PUK: no VERIFY on 81 (Part 2 §3.2.1)
         }
+        // Other PIV cards: VERIFY without data (Part 2 §3.2.1) tells the tries left.
         let r = ch.send(&Command::new(0x00, 0x20, 0x00, PIN_APP))?;
         PinStatus::from_sw(r.sw).map(Some)
     }
@@ -583,15 +599,13 @@ impl CardProfile for Piv {
             }
             _ => {
                 let q = tlv::find(pk.value, 0x86).ok_or(CardError::Malformed("point"))?;
-                let curve = if kind == KeyKind::EcP256 {
-                    host::OID_P256
-                } else {
-                    host::OID_P384
-                };
-                public.set(CKA_EC_PARAMS, host::oid_der(curve));
-                public.set(CKA_EC_POINT, tlv::encode(0x04, q));
+                let params = kind.ec_params().ok_or(CardError::Malformed("curve"))?;
+                public.set(CKA_EC_PARAMS, params.to_vec());
+                public.set(CKA_EC_POINT, host::octet_string(q)?);
             }
         }
+        // The key must be usable on the host (verification, CKA_PUBLIC_KEY_INFO).
+        host::public_key_info(&public).map_err(|_| CardError::Malformed("generated public key"))?;
         Ok(key_for(slot, kind, public, true))
     }
 
