@@ -20,6 +20,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use cryptoki::mechanism::Mechanism;
+use cryptoki::object::Attribute;
+use cryptoki::slot::Slot;
+
 use crate::{module_path, text, Fixture, SO_PIN, USER_PIN};
 
 /// The two token keys every [`Pki`] has: (label, CKA_ID hex, certificate subject CN).
@@ -125,6 +129,70 @@ impl<'a> Pki<'a> {
         std::fs::write(f.path("msg.txt"), b"Klyuch interoperability test message\n").unwrap();
         std::fs::write(f.path("pin.txt"), format!("{USER_PIN}\n")).unwrap();
         pki
+    }
+
+    /// The slot of this token.
+    pub fn slot(&self) -> Slot {
+        let p11 = self.f.p11();
+        p11.get_slots_with_token()
+            .expect("C_GetSlotList")
+            .into_iter()
+            .find(|s| {
+                p11.get_token_info(*s)
+                    .is_ok_and(|i| i.label() == self.token)
+            })
+            .expect("the token's slot")
+    }
+
+    /// `CKF_USER_PIN_COUNT_LOW` of the token, read now (the wrong-PIN counter lives in the
+    /// store, so this process sees what another process's logins did).
+    pub fn user_pin_count_low(&self) -> bool {
+        self.f
+            .p11()
+            .get_token_info(self.slot())
+            .expect("C_GetTokenInfo")
+            .user_pin_count_low()
+    }
+
+    /// Generate on the token, through cryptoki, an RSA-2048 key pair whose private key has
+    /// `CKA_PRIVATE=false`: it is found and used without `C_Login` (pkcs11-tool always makes
+    /// private keys private). For clients that cannot ask for a PIN, such as headless Chromium.
+    pub fn generate_rsa_usable_without_login(&self, id: &str, label: &str) {
+        let s = self.f.user_session(self.slot());
+        let id = hex::decode(id).expect("hex id");
+        let public = [
+            Attribute::Token(true),
+            Attribute::Private(false),
+            Attribute::Verify(true),
+            Attribute::ModulusBits(2048.into()),
+            Attribute::PublicExponent(vec![1, 0, 1]),
+            Attribute::Id(id.clone()),
+            Attribute::Label(label.as_bytes().to_vec()),
+        ];
+        let private = [
+            Attribute::Token(true),
+            Attribute::Private(false),
+            Attribute::Sensitive(true),
+            Attribute::Extractable(false),
+            Attribute::Sign(true),
+            Attribute::Id(id),
+            Attribute::Label(label.as_bytes().to_vec()),
+        ];
+        s.generate_key_pair(&Mechanism::RsaPkcsKeyPairGen, &public, &private)
+            .expect("C_GenerateKeyPair");
+    }
+
+    /// Generate another EC P-256 key pair on the token with pkcs11-tool.
+    pub fn generate_ec(&self, id: &str, label: &str) {
+        self.tool(&[
+            "--keypairgen",
+            "--key-type",
+            "EC:prime256v1",
+            "--id",
+            id,
+            "--label",
+            label,
+        ]);
     }
 
     /// A path in the fixture folder, as a string.
@@ -387,10 +455,27 @@ impl Guard {
     }
 }
 
+impl Guard {
+    /// SIGTERM (so that Xvfb removes its lock file and socket, and `timeout` passes the signal
+    /// on to the program it runs), then SIGKILL if it is still there after 5 s.
+    pub fn stop(&mut self) {
+        if self.exited().is_some() {
+            return;
+        }
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .stderr(Stdio::null())
+            .status();
+        if !wait_until(Duration::from_secs(5), || self.exited().is_some()) {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for Guard {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
     }
 }
 

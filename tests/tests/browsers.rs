@@ -1,0 +1,581 @@
+//! Real browsers doing TLS client-certificate authentication with a key on a Klyuch token,
+//! against `openssl s_server -Verify 1` (it refuses clients without a certificate from the test
+//! CA and prints the subject of each client it accepts):
+//!
+//! * Chromium `--headless` with a key usable without login (`CKA_PRIVATE=false`, made through
+//!   cryptoki), the slot marked "friendly" in NSS (`modutil -mechanisms FRIENDLY`) and the
+//!   `AutoSelectCertificateForUrls` policy: no PIN is ever asked, nothing to type.
+//! * Chromium and Firefox ESR under Xvfb with PIN-protected keys: the browser's own "enter PIN"
+//!   dialog is typed into with xdotool, first a wrong PIN (the token counts it:
+//!   `CKF_USER_PIN_COUNT_LOW`, seen from the test process), then the right one.
+//!
+//! Chromium reads policies only from the system folder /etc/chromium/policies/managed: the tests
+//! write their policy file there and remove it afterwards, holding a machine-wide lock so that
+//! only one policy exists at a time. Ports and X displays are picked free per test. Browsers
+//! run under `timeout -k`, so a hang fails the test instead of blocking CI. A browser that
+//! cannot start here at all (checked with an empty profile, without Klyuch) skips its test.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cryptoki::mechanism::Mechanism;
+use cryptoki::object::{Attribute, ObjectClass};
+use klyuch_tests::interop::{skip, wait_until, GlobalLock, Guard, Pki, TlsServer, RSA};
+use klyuch_tests::{require, Fixture, USER_PIN};
+
+const CHROMIUM_FLAGS: [&str; 8] = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--password-store=basic",
+];
+
+const POLICY_DIR: &str = "/etc/chromium/policies/managed";
+
+/// Can this browser start here at all? (An empty profile, no Klyuch, 30 s at most.)
+fn browser_starts(f: &Fixture, browser: &str) -> Result<(), String> {
+    let dir = f.path(&format!("probe-{browser}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let page = "data:text/html,<p>klyuch-probe</p>";
+    let mut c = Command::new("timeout");
+    c.args(["-k", "5", "30", browser]).env("HOME", &dir);
+    let shot = dir.join("shot.png");
+    if browser == "chromium" {
+        c.arg("--headless")
+            .args(CHROMIUM_FLAGS)
+            .arg(format!("--user-data-dir={}", dir.join("profile").display()))
+            .args(["--dump-dom", page]);
+    } else {
+        c.args(["--headless", "--no-remote", "--profile"])
+            .arg(&dir)
+            .arg("--screenshot")
+            .arg(&shot)
+            .arg(page);
+    }
+    let out = c
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("{browser}: {e}"))?;
+    let ok = if browser == "chromium" {
+        String::from_utf8_lossy(&out.stdout).contains("klyuch-probe")
+    } else {
+        shot.exists()
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{browser} cannot start here ({}): {}",
+            out.status,
+            klyuch_tests::text(&out)
+                .lines()
+                .take(5)
+                .collect::<Vec<_>>()
+                .join(" | ")
+        ))
+    }
+}
+
+/// An NSS database with Klyuch for a browser (Chromium: `HOME/.pki/nssdb`; Firefox: the
+/// profile folder), the test CA trusted for TLS.
+fn nss_profile(pki: &Pki<'_>, dir: &Path, friendly: bool) -> String {
+    let db = pki.nss_db(dir, true);
+    if friendly {
+        // "Publicly readable certs": NSS lists the slot's certificates without logging in.
+        // Written to pkcs11.txt as slotParams keyed by slot ID (Klyuch's are stable).
+        pki.run_for(
+            60,
+            "modutil",
+            &[
+                "-dbdir",
+                &db,
+                "-default",
+                "klyuch",
+                "-mechanisms",
+                "FRIENDLY",
+                "-force",
+            ],
+        );
+    }
+    db
+}
+
+/// Chromium's `AutoSelectCertificateForUrls` policy for one server, in the system policy
+/// folder, for as long as this value lives (with the machine-wide policy lock held).
+struct ChromiumPolicy {
+    file: PathBuf,
+    created: Vec<PathBuf>,
+    _lock: GlobalLock,
+}
+
+impl ChromiumPolicy {
+    fn install(url: &str, cn: &str) -> Result<ChromiumPolicy, String> {
+        let lock = GlobalLock::acquire("chromium-policy", Duration::from_secs(300));
+        let mut created = Vec::new();
+        let mut dir = PathBuf::new();
+        for part in Path::new(POLICY_DIR).components() {
+            dir.push(part);
+            if !dir.exists() {
+                std::fs::create_dir(&dir)
+                    .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+                created.push(dir.clone());
+            }
+        }
+        let entry = format!(r#"{{"pattern": "{url}", "filter": {{"SUBJECT": {{"CN": "{cn}"}}}}}}"#);
+        let json = format!(
+            "{{\"AutoSelectCertificateForUrls\": [{}]}}\n",
+            json_string(&entry)
+        );
+        let file = Path::new(POLICY_DIR).join("klyuch-tests-autoselect.json");
+        let policy = ChromiumPolicy {
+            file: file.clone(),
+            created,
+            _lock: lock,
+        };
+        std::fs::write(&file, json).map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+        Ok(policy)
+    }
+}
+
+impl Drop for ChromiumPolicy {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.file);
+        for d in self.created.iter().rev() {
+            let _ = std::fs::remove_dir(d);
+        }
+    }
+}
+
+/// A JSON string literal (the policy's list entries are JSON objects inside JSON strings).
+fn json_string(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A headless Chromium fetches a page with a key that needs no login: the policy picks the
+/// certificate, NSS finds the key without C_Login (friendly slot, CKA_PRIVATE=false key), and
+/// the module signs the TLS 1.3 CertificateVerify (RSA-PSS).
+#[test]
+fn chromium_headless_client_auth_with_a_key_usable_without_login() {
+    require!("chromium", "certutil", "modutil", "pkcs11-tool", "openssl");
+    let f = Fixture::new();
+    if let Err(e) = browser_starts(&f, "chromium") {
+        skip(&e);
+        return;
+    }
+    let pki = Pki::new(&f, "chromehl");
+    const CN: &str = "Klyuch NoLogin Browser Client";
+    pki.generate_rsa_usable_without_login("03", "nologin");
+    pki.certify_with("ca", "nologin", "03", &format!("/O=Klyuch Test/CN={CN}"));
+    // The key really signs in a session that never logged in.
+    {
+        let s = f.p11().open_ro_session(pki.slot()).unwrap();
+        let key = s
+            .find_objects(&[
+                Attribute::Class(ObjectClass::PRIVATE_KEY),
+                Attribute::Id(vec![3]),
+            ])
+            .unwrap();
+        assert_eq!(key.len(), 1, "the key is visible without login");
+        let sig = s
+            .sign(&Mechanism::Sha256RsaPkcs, key[0], b"no login")
+            .expect("C_Sign without login");
+        assert_eq!(sig.len(), 256);
+    }
+
+    let home = f.path("chrome-home");
+    nss_profile(&pki, &home.join(".pki/nssdb"), true);
+    let server = TlsServer::start(&pki, "s_server.log");
+    let policy = match ChromiumPolicy::install(&server.url(""), CN) {
+        Ok(p) => p,
+        Err(e) => {
+            skip(&format!("the Chromium policy folder is not writable: {e}"));
+            return;
+        }
+    };
+    let log = f.path("klyuch-chromium.log");
+    let start = Instant::now();
+    let out = pki
+        .command("timeout", &["-k", "5", "30", "chromium", "--headless"])
+        .args(CHROMIUM_FLAGS)
+        .arg(format!(
+            "--user-data-dir={}",
+            home.join("profile").display()
+        ))
+        .args(["--dump-dom", &server.url("/chromium-headless")])
+        .env("HOME", &home)
+        .env("KLYUCH_LOG", "debug")
+        .env("KLYUCH_LOG_FILE", &log)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    drop(policy);
+    let page = String::from_utf8_lossy(&out.stdout);
+    let calls = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        server.saw_client(CN) && page.contains(&format!("CN={CN}")),
+        "chromium {} after {:?}\npage: {page}\nstderr: {}\nserver:\n{}",
+        out.status,
+        start.elapsed(),
+        String::from_utf8_lossy(&out.stderr),
+        server.log_text()
+    );
+    assert!(calls.contains("C_Sign -> CKR_OK"), "{calls}");
+    assert!(!calls.contains("C_Login"), "no login expected:\n{calls}");
+}
+
+/// A virtual X display (`Xvfb :N`), on a display number nobody uses.
+struct Xvfb {
+    display: String,
+    _guard: Guard,
+}
+
+impl Xvfb {
+    fn start() -> Option<Xvfb> {
+        let first = 100 + std::process::id() % 400;
+        for n in (first..first + 40).map(|n| n % 500 + 100) {
+            if Path::new(&format!("/tmp/.X{n}-lock")).exists()
+                || Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
+            {
+                continue;
+            }
+            let child = Command::new("Xvfb")
+                .args([
+                    &format!(":{n}"),
+                    "-screen",
+                    "0",
+                    "1280x1024x24",
+                    "-nolisten",
+                    "tcp",
+                ])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .ok()?;
+            let mut guard = Guard::new("Xvfb", child);
+            let socket = format!("/tmp/.X11-unix/X{n}");
+            let up = wait_until(Duration::from_secs(10), || {
+                Path::new(&socket).exists() || guard.exited().is_some()
+            });
+            if up && guard.exited().is_none() {
+                return Some(Xvfb {
+                    display: format!(":{n}"),
+                    _guard: guard,
+                });
+            }
+        }
+        None
+    }
+
+    fn xdotool(&self, args: &[&str]) -> String {
+        Command::new("xdotool")
+            .args(args)
+            .env("DISPLAY", &self.display)
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// The visible windows whose title contains `name`.
+    fn windows(&self, name: &str) -> Vec<String> {
+        self.xdotool(&["search", "--onlyvisible", "--name", name])
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Wait for a dialog titled `name` (other than `not`), focus it, type `text` and Enter.
+    /// Returns the window typed into. (Xvfb has no window manager: `windowfocus`, not
+    /// `windowactivate`; a single `search --sync` can die with BadWindow while windows come and
+    /// go, so poll.)
+    fn type_into(
+        &self,
+        name: &str,
+        not: Option<&str>,
+        text: &str,
+        limit: Duration,
+    ) -> Option<String> {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if let Some(w) = self
+                .windows(name)
+                .into_iter()
+                .find(|w| Some(w.as_str()) != not)
+            {
+                std::thread::sleep(Duration::from_millis(500));
+                self.xdotool(&["windowfocus", "--sync", &w]);
+                self.xdotool(&["type", "--delay", "30", text]);
+                self.xdotool(&["key", "Return"]);
+                return Some(w);
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        None
+    }
+}
+
+/// What a browser under Xvfb is expected to do in [`wrong_then_right_pin`].
+struct PinFlow<'a> {
+    /// The PIN dialog's window title (a part of it).
+    dialog: &'a str,
+    /// The subject CN of the client certificate the server must see.
+    cn: &'a str,
+    /// Klyuch's log of the browser process (`KLYUCH_LOG_FILE`).
+    log: PathBuf,
+    /// The browser's stderr.
+    stderr: PathBuf,
+}
+
+/// The real PIN flow of a browser under Xvfb: wait for its PIN dialog, type a wrong PIN, check
+/// that the token counted it, type the right PIN into the dialog the browser shows again, and
+/// wait until the server has accepted the client certificate `cn`.
+fn wrong_then_right_pin(
+    pki: &Pki<'_>,
+    x: &Xvfb,
+    browser: &mut Guard,
+    server: &TlsServer,
+    flow: PinFlow<'_>,
+) {
+    let PinFlow {
+        dialog,
+        cn,
+        log,
+        stderr,
+    } = flow;
+    let (log, stderr) = (log.as_path(), stderr.as_path());
+    let calls = || std::fs::read_to_string(log).unwrap_or_default();
+    let limit = Duration::from_secs(20);
+    assert!(!pki.user_pin_count_low());
+    let first = x.type_into(dialog, None, "9999", limit);
+    assert!(
+        first.is_some(),
+        "no \"{dialog}\" window within {limit:?} ({:?}); windows: {:?}; calls:\n{}",
+        browser.exited(),
+        x.windows("."),
+        calls()
+    );
+    assert!(
+        wait_until(limit, || calls().contains("C_Login -> CKR_PIN_INCORRECT")),
+        "the wrong PIN never reached the token:\n{}",
+        calls()
+    );
+    assert!(pki.user_pin_count_low(), "the wrong PIN was not counted");
+
+    // The browser asks again; the right PIN this time (retyped if the dialog comes back).
+    let mut typed = x.type_into(dialog, first.as_deref(), USER_PIN, Duration::from_secs(5));
+    if typed.is_none() {
+        typed = x.type_into(dialog, None, USER_PIN, limit);
+    }
+    assert!(
+        typed.is_some(),
+        "no second \"{dialog}\" window:\n{}",
+        calls()
+    );
+    let start = Instant::now();
+    while !server.saw_client(cn) && start.elapsed() < limit {
+        if calls().contains("C_Login -> CKR_OK") {
+            std::thread::sleep(Duration::from_millis(100));
+            continue;
+        }
+        // The Enter may have gone to a window that was closing: type again if it is back.
+        x.type_into(dialog, None, USER_PIN, Duration::from_millis(500));
+    }
+    let calls = calls();
+    assert!(
+        server.saw_client(cn),
+        "the server never saw {cn} (browser {:?})\nserver:\n{}\nbrowser stderr:\n{}\ncalls:\n{}",
+        browser.exited(),
+        server.log_text(),
+        tail(stderr, 40),
+        calls
+            .lines()
+            .filter(|l| !l.contains("C_FindObjects") && !l.contains("C_GetAttributeValue"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let logins: Vec<&str> = calls
+        .lines()
+        .filter(|l| l.contains("C_Login ->"))
+        .map(|l| l.split("C_Login ->").nth(1).unwrap_or_default().trim())
+        .collect();
+    assert!(
+        logins.len() == 2 && logins[0].starts_with("CKR_PIN_INCORRECT") && logins[1] == "CKR_OK",
+        "logins: {logins:?}"
+    );
+    // (NSS signs in one part, C_Sign, or in several, C_SignUpdate…C_SignFinal.)
+    assert!(
+        calls.contains("C_Sign -> CKR_OK") || calls.contains("C_SignFinal -> CKR_OK"),
+        "{calls}"
+    );
+    assert!(
+        !pki.user_pin_count_low(),
+        "the good login did not reset the counter"
+    );
+}
+
+/// The last `n` lines of a file.
+fn tail(path: &Path, n: usize) -> String {
+    let t = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = t.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// Chromium (not headless) under Xvfb asks for the PIN in its "Unlock Security Device" dialog;
+/// the policy picks the RSA certificate.
+#[test]
+fn chromium_pin_dialog_wrong_then_right_pin() {
+    require!(
+        "chromium",
+        "Xvfb",
+        "xdotool",
+        "certutil",
+        "modutil",
+        "pkcs11-tool",
+        "openssl"
+    );
+    let f = Fixture::new();
+    if let Err(e) = browser_starts(&f, "chromium") {
+        skip(&e);
+        return;
+    }
+    let Some(x) = Xvfb::start() else {
+        skip("Xvfb does not start here");
+        return;
+    };
+    let pki = Pki::new(&f, "chromepin");
+    let home = f.path("chrome-home");
+    nss_profile(&pki, &home.join(".pki/nssdb"), false);
+    let server = TlsServer::start(&pki, "s_server.log");
+    let policy = match ChromiumPolicy::install(&server.url(""), RSA.cn) {
+        Ok(p) => p,
+        Err(e) => {
+            skip(&format!("the Chromium policy folder is not writable: {e}"));
+            return;
+        }
+    };
+    let log = f.path("klyuch-chromium.log");
+    let child = pki
+        .command("timeout", &["-k", "5", "60", "chromium"])
+        .args(CHROMIUM_FLAGS)
+        .arg(format!(
+            "--user-data-dir={}",
+            home.join("profile").display()
+        ))
+        .arg(server.url("/chromium-xvfb-pin"))
+        .env("HOME", &home)
+        .env("DISPLAY", &x.display)
+        .env("KLYUCH_LOG", "debug")
+        .env("KLYUCH_LOG_FILE", &log)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(f.path("chromium.out")).unwrap())
+        .stderr(std::fs::File::create(f.path("chromium.err")).unwrap())
+        .spawn()
+        .expect("chromium");
+    let mut browser = Guard::new("chromium", child);
+    let flow = PinFlow {
+        dialog: "Unlock Security Device",
+        cn: RSA.cn,
+        log,
+        stderr: f.path("chromium.err"),
+    };
+    wrong_then_right_pin(&pki, &x, &mut browser, &server, flow);
+    drop(browser);
+    drop(policy);
+}
+
+/// Firefox ESR under Xvfb asks for the PIN in "Password Required"; "Select Automatically" picks
+/// the only certificate from the CA the server asks for: an EC key (ECDSA CertificateVerify).
+#[test]
+fn firefox_pin_dialog_wrong_then_right_pin() {
+    require!(
+        "firefox-esr",
+        "Xvfb",
+        "xdotool",
+        "certutil",
+        "modutil",
+        "pkcs11-tool",
+        "openssl"
+    );
+    let f = Fixture::new();
+    if let Err(e) = browser_starts(&f, "firefox-esr") {
+        skip(&e);
+        return;
+    }
+    let Some(x) = Xvfb::start() else {
+        skip("Xvfb does not start here");
+        return;
+    };
+    let pki = Pki::new(&f, "firefoxpin");
+    const CN: &str = "Klyuch Firefox EC Client";
+    pki.make_ca("ca2", "Klyuch Test CA 2");
+    pki.generate_ec("04", "ffkey");
+    pki.certify_with("ca2", "ffkey", "04", &format!("/O=Klyuch Test/CN={CN}"));
+    // Only certificates from CA 2 are acceptable to this server.
+    let server = TlsServer::start_with_ca(&pki, "s_server.log", "ca2.pem");
+
+    let profile = f.path("ff-profile");
+    nss_profile(&pki, &profile, false);
+    std::fs::write(profile.join("user.js"), FIREFOX_PREFS).unwrap();
+    let home = f.path("ff-home");
+    std::fs::create_dir_all(&home).unwrap();
+    let log = f.path("klyuch-firefox.log");
+    let child = pki
+        .command(
+            "timeout",
+            &["-k", "5", "60", "firefox-esr", "--no-remote", "--profile"],
+        )
+        .arg(&profile)
+        .arg(server.url("/firefox-xvfb-pin"))
+        .env("HOME", &home)
+        .env("DISPLAY", &x.display)
+        .env("KLYUCH_LOG", "debug")
+        .env("KLYUCH_LOG_FILE", &log)
+        .env("MOZ_CRASHREPORTER_DISABLE", "1")
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(f.path("firefox.out")).unwrap())
+        .stderr(std::fs::File::create(f.path("firefox.err")).unwrap())
+        .spawn()
+        .expect("firefox-esr");
+    let mut browser = Guard::new("firefox", child);
+    let flow = PinFlow {
+        dialog: "Password Required",
+        cn: CN,
+        log,
+        stderr: f.path("firefox.err"),
+    };
+    wrong_then_right_pin(&pki, &x, &mut browser, &server, flow);
+}
+
+/// A quiet test profile: the client certificate chosen automatically, no OS certificates, no
+/// first-run pages, updates, telemetry or background connections.
+const FIREFOX_PREFS: &str = r#"user_pref("security.default_personal_cert", "Select Automatically");
+user_pref("security.osclientcerts.autoload", false);
+user_pref("browser.shell.checkDefaultBrowser", false);
+user_pref("browser.startup.homepage_override.mstone", "ignore");
+user_pref("browser.aboutwelcome.enabled", false);
+user_pref("trailhead.firstrun.didSeeAboutWelcome", true);
+user_pref("datareporting.policy.dataSubmissionEnabled", false);
+user_pref("toolkit.telemetry.reportingpolicy.firstRun", false);
+user_pref("app.update.enabled", false);
+user_pref("app.update.auto", false);
+user_pref("extensions.update.enabled", false);
+user_pref("browser.safebrowsing.update.enabled", false);
+user_pref("network.captive-portal-service.enabled", false);
+user_pref("network.connectivity-service.enabled", false);
+"#;
