@@ -14,7 +14,7 @@ use elliptic_curve::{
     array::typenum::Unsigned,
     ff::{Field, PrimeField},
     group::Group,
-    ops::{Invert, MulVartime, Reduce},
+    ops::{Invert, Reduce},
     point::AffineCoordinates,
     subtle::{Choice, ConditionallySelectable, ConstantTimeEq, CtOption},
 };
@@ -228,7 +228,7 @@ struct EdwardsMap<C: PrimeCurveParams> {
 }
 
 /// Invert many public field elements with one inversion (Montgomery's trick); zeros stay zero.
-fn batch_invert_vartime<F: Field>(v: &mut [F]) {
+pub(crate) fn batch_invert_vartime<F: Field>(v: &mut [F]) {
     let mut prefix = Vec::with_capacity(v.len());
     let mut acc = F::ONE;
     for x in v.iter() {
@@ -250,8 +250,8 @@ fn batch_invert_vartime<F: Field>(v: &mut [F]) {
 /// Fixed-base table for the generator P: row `i` holds `j · 2^(W·i) · P` for `j = 1..=ROW`,
 /// in affine coordinates, so `k·P` is one mixed addition per `W`-bit digit and no doublings.
 pub(crate) struct BaseTable<C: GostCurve> {
-    /// The entries as `primeorder` points (variable-time path).
-    rows: Vec<[AffinePoint<C>; ROW]>,
+    /// The entries as affine Weierstrass `(x, y)`, row-major (variable-time path).
+    affine: Vec<(C::FieldElement, C::FieldElement)>,
     /// The same entries as Montgomery words for the constant-time path, row-major, `STRIDE`
     /// field elements each: Weierstrass `(x, y)`, or Edwards `(u, v, d·u·v)`.
     words: Vec<C::Words>,
@@ -328,12 +328,8 @@ impl<C: GostCurve> BaseTable<C> {
                 (words, 3, Some(EdwardsMap { s, t }))
             }
         };
-        let rows = affine
-            .chunks_exact(ROW)
-            .map(|c| core::array::from_fn(|j| c[j]))
-            .collect();
         Self {
-            rows,
+            affine: xy,
             words,
             stride,
             b3,
@@ -450,18 +446,14 @@ impl<C: GostCurve> BaseTable<C> {
         out
     }
 
-    /// `k·P` in variable time (public scalars only: verification).
-    pub(crate) fn mul_vartime(&self, k: &Scalar<C>) -> ProjectivePoint<C> {
-        let digits = Self::recode(&k.to_repr());
-        let mut acc = ProjectivePoint::<C>::IDENTITY;
-        for (row, &d) in self.rows.iter().zip(digits.iter()) {
-            if d > 0 {
-                acc += &row[(d - 1) as usize];
-            } else if d < 0 {
-                acc += &-row[(-d - 1) as usize];
-            }
-        }
-        acc
+    /// The signed digits of a public big-endian scalar (variable-time users).
+    pub(crate) fn recode_public(&self, be: &[u8]) -> Vec<i32> {
+        Self::recode(be)
+    }
+
+    /// Entry `j` of row `i`: `(j + 1) · 2^(W·i) · P`, affine.
+    pub(crate) fn entry(&self, i: usize, j: usize) -> &(C::FieldElement, C::FieldElement) {
+        &self.affine[i * ROW + j]
     }
 }
 
@@ -514,6 +506,7 @@ pub(crate) fn random_scalar<C: GostCurve>() -> Result<Scalar<C>, getrandom::Erro
 }
 
 /// Affine `(x, y)` as big-endian byte arrays; `None` for the identity.
+#[cfg(test)]
 pub(crate) fn affine_xy<C: GostCurve>(
     p: &AffinePoint<C>,
 ) -> Option<(FieldBytes<C>, FieldBytes<C>)> {
@@ -560,8 +553,8 @@ pub(crate) struct VerifyOutput<C: GostCurve> {
     pub(crate) v: Scalar<C>,
     pub(crate) z1: Scalar<C>,
     pub(crate) z2: Scalar<C>,
-    /// `C' = z1·P + z2·Q` (identity if the check failed there).
-    pub(crate) c: AffinePoint<C>,
+    /// `C' = z1·P + z2·Q`, affine big-endian (`None`: the identity).
+    pub(crate) c: Option<(FieldBytes<C>, FieldBytes<C>)>,
     pub(crate) ok: bool,
 }
 
@@ -580,11 +573,9 @@ pub(crate) fn verify_rs<C: GostCurve>(
     let z1 = *s * v;
     let z2 = -(*r * v);
     // Step 6: C = z1·P + z2·Q, R = x_C mod q.
-    let c = (C::base_table().mul_vartime(&z1)
-        + ProjectivePoint::<C>::from(*q_point).mul_vartime(&z2))
-    .to_affine();
-    let ok = match affine_xy::<C>(&c) {
-        Some((x, _)) => scalar_reduce_be::<C>(&x) == *r,
+    let c = crate::validate::lincomb_vartime::<C>(&z1.to_repr(), q_point, &z2.to_repr());
+    let ok = match &c {
+        Some((x, _)) => scalar_reduce_be::<C>(x) == *r,
         None => false,
     };
     VerifyOutput {
@@ -652,7 +643,33 @@ mod tests {
             let a = C::base_table().mul(&k);
             let b = ProjectivePoint::<C>::GENERATOR * k;
             assert_eq!(a, affine_xy::<C>(&b.to_affine()), "{}", C::NAME);
-            assert_eq!(C::base_table().mul_vartime(&k), b, "{}", C::NAME);
+            let v = crate::validate::lincomb_vartime::<C>(
+                &k.to_repr(),
+                &AffinePoint::<C>::GENERATOR,
+                &Scalar::<C>::ZERO.to_repr(),
+            );
+            assert_eq!(v, affine_xy::<C>(&b.to_affine()), "{}", C::NAME);
+            // z1·P + z2·Q against primeorder's generic arithmetic, Q = k·P.
+            let z1 = random_scalar::<C>().unwrap();
+            let z2 = random_scalar::<C>().unwrap();
+            let q = b.to_affine();
+            if !bool::from(q.is_identity()) {
+                let want =
+                    ProjectivePoint::<C>::GENERATOR * z1 + ProjectivePoint::<C>::from(q) * z2;
+                let got = crate::validate::lincomb_vartime::<C>(&z1.to_repr(), &q, &z2.to_repr());
+                assert_eq!(got, affine_xy::<C>(&want.to_affine()), "{}", C::NAME);
+                // Including the cancelling case z1·P + (-z1/k)·Q = O and P + P (doubling).
+                let k_inv = Option::<Scalar<C>>::from(k.invert_vartime()).unwrap();
+                let z2c = -(z1 * k_inv);
+                assert_eq!(
+                    crate::validate::lincomb_vartime::<C>(&z1.to_repr(), &q, &z2c.to_repr()),
+                    None
+                );
+                let two =
+                    crate::validate::lincomb_vartime::<C>(&(z1 * k).to_repr(), &q, &z1.to_repr());
+                let want = ProjectivePoint::<C>::from(q) * (z1 + z1);
+                assert_eq!(two, affine_xy::<C>(&want.to_affine()), "{}", C::NAME);
+            }
         }
         // Edge scalars: 0, 1, 2, q-1, and all-digit patterns.
         for k in [
@@ -667,7 +684,12 @@ mod tests {
             let b = ProjectivePoint::<C>::GENERATOR * k;
             let a = C::base_table().mul(&k);
             assert_eq!(a, affine_xy::<C>(&b.to_affine()), "{}", C::NAME);
-            assert_eq!(C::base_table().mul_vartime(&k), b, "{}", C::NAME);
+            let v = crate::validate::lincomb_vartime::<C>(
+                &k.to_repr(),
+                &AffinePoint::<C>::GENERATOR,
+                &Scalar::<C>::ZERO.to_repr(),
+            );
+            assert_eq!(v, affine_xy::<C>(&b.to_affine()), "{}", C::NAME);
         }
         // (q-1)·P = -P.
         let g = ProjectivePoint::<C>::GENERATOR.to_affine();

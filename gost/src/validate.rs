@@ -1,4 +1,5 @@
-//! Exact (variable-time, public-data-only) point arithmetic for public-key validation.
+//! Exact (variable-time, public-data-only) point arithmetic: public-key validation and the
+//! double-scalar multiplication of signature verification.
 //!
 //! `primeorder`'s complete Renes–Costello–Batina formulas are exception-free only for points of
 //! odd order. On the cofactor-4 curves (tc26-256-A, tc26-512-C) an attacker can offer a point of
@@ -8,13 +9,18 @@
 //! tc26-256-A and tc26-512-C). So the subgroup test here
 //! uses textbook Jacobian formulas with every special case (identity, `P = ±Q`, `y = 0`) handled
 //! explicitly. It is variable time, which is fine: its input is a public key.
+//!
+//! Verification uses the same arithmetic for `z1·P + z2·Q` (signature, digest and key are all
+//! public): Jacobian coordinates, `a = -3` doubling where it applies, a width-5 NAF of `z2`
+//! over affine odd multiples of Q, and the fixed-base table rows of P for `z1`.
 
 use elliptic_curve::{
-    Curve,
+    Curve, FieldBytes,
     bigint::Encoding,
     ff::{Field, PrimeField},
+    ops::Invert,
 };
-use primeorder::{AffinePoint, PrimeCurveParams};
+use primeorder::AffinePoint;
 
 use crate::arith::GostCurve;
 
@@ -29,10 +35,23 @@ fn eq<F: Field>(a: &F, b: &F) -> bool {
     bool::from(a.ct_eq(b))
 }
 
-fn double<C: PrimeCurveParams>(p: Jac<C::FieldElement>) -> Jac<C::FieldElement> {
+fn double<C: GostCurve>(p: Jac<C::FieldElement>) -> Jac<C::FieldElement> {
     let (x, y, z) = p?;
     if is_zero(&y) {
         return None; // point of order 2
+    }
+    if C::A_IS_MINUS_3 {
+        // dbl-2001-b (a = -3), Explicit-Formulas Database.
+        let delta = z.square();
+        let gamma = y.square();
+        let beta = x * gamma;
+        let t = (x - delta) * (x + delta);
+        let alpha = t.double() + t;
+        let beta4 = beta.double().double();
+        let x3 = alpha.square() - beta4.double();
+        let z3 = (y + z).square() - gamma - delta;
+        let y3 = alpha * (beta4 - x3) - gamma.square().double().double().double();
+        return Some((x3, y3, z3));
     }
     // dbl-2007-bl (generic a), Explicit-Formulas Database.
     let xx = x.square();
@@ -48,7 +67,7 @@ fn double<C: PrimeCurveParams>(p: Jac<C::FieldElement>) -> Jac<C::FieldElement> 
 }
 
 /// `p + (x2, y2)` with an affine second operand.
-fn add_affine<C: PrimeCurveParams>(
+fn add_affine<C: GostCurve>(
     p: Jac<C::FieldElement>,
     x2: &C::FieldElement,
     y2: &C::FieldElement,
@@ -80,7 +99,7 @@ fn add_affine<C: PrimeCurveParams>(
 
 /// `n·P` for an affine non-identity `P`, by left-to-right double-and-add over the big-endian
 /// bytes of `n`.
-fn mul_be<C: PrimeCurveParams>(p: &AffinePoint<C>, n_be: &[u8]) -> Jac<C::FieldElement> {
+fn mul_be<C: GostCurve>(p: &AffinePoint<C>, n_be: &[u8]) -> Jac<C::FieldElement> {
     use elliptic_curve::point::AffineCoordinates;
     let x = Option::<C::FieldElement>::from(C::FieldElement::from_repr(p.x()))?;
     let y = Option::<C::FieldElement>::from(C::FieldElement::from_repr(p.y()))?;
@@ -111,9 +130,114 @@ pub(crate) fn order_divides_q<C: GostCurve>(p: &AffinePoint<C>) -> bool {
 pub(crate) fn mul_exact<C: GostCurve>(
     p: &AffinePoint<C>,
     n_be: &[u8],
-) -> Option<(elliptic_curve::FieldBytes<C>, elliptic_curve::FieldBytes<C>)> {
+) -> Option<(FieldBytes<C>, FieldBytes<C>)> {
     let (x, y, z) = mul_be::<C>(p, n_be)?;
-    let zi = Option::<C::FieldElement>::from(z.invert())?;
+    let zi = Option::<C::FieldElement>::from(Field::invert(&z))?;
+    let zi2 = zi.square();
+    Some(((x * zi2).to_repr(), (y * zi2 * zi).to_repr()))
+}
+
+/// Signed width-5 NAF of a big-endian integer, least significant digit first: digits in
+/// `{0, ±1, ±3, …, ±15}`, at most one non-zero digit in any 5 consecutive ones.
+fn wnaf5(be: &[u8]) -> Vec<i8> {
+    // Little-endian 64-bit limbs plus one spare limb for the carries.
+    let mut limbs = vec![0u64; be.len().div_ceil(8) + 1];
+    for (i, b) in be.iter().rev().enumerate() {
+        limbs[i / 8] |= u64::from(*b) << (8 * (i % 8));
+    }
+    let mut out = Vec::with_capacity(8 * be.len() + 1);
+    while limbs.iter().any(|&l| l != 0) {
+        let mut d = 0i8;
+        if limbs[0] & 1 == 1 {
+            d = (limbs[0] & 31) as i8;
+            if d > 16 {
+                d -= 32;
+            }
+            // limbs -= d
+            if d > 0 {
+                let mut borrow = d as u64;
+                for l in limbs.iter_mut() {
+                    let (x, b) = l.overflowing_sub(borrow);
+                    *l = x;
+                    borrow = u64::from(b);
+                    if borrow == 0 {
+                        break;
+                    }
+                }
+            } else {
+                let mut carry = u64::from(d.unsigned_abs());
+                for l in limbs.iter_mut() {
+                    let (x, c) = l.overflowing_add(carry);
+                    *l = x;
+                    carry = u64::from(c);
+                    if carry == 0 {
+                        break;
+                    }
+                }
+            }
+        }
+        out.push(d);
+        // limbs >>= 1
+        for i in 0..limbs.len() {
+            let hi = limbs.get(i + 1).copied().unwrap_or(0);
+            limbs[i] = (limbs[i] >> 1) | (hi << 63);
+        }
+    }
+    out
+}
+
+/// `z1·P + z2·Q` for public scalars (big-endian) and a public affine `Q`; affine big-endian
+/// `(x, y)`, `None` for the identity. `P`'s part comes from the fixed-base table rows.
+pub(crate) fn lincomb_vartime<C: GostCurve>(
+    z1_be: &[u8],
+    q_point: &AffinePoint<C>,
+    z2_be: &[u8],
+) -> Option<(FieldBytes<C>, FieldBytes<C>)> {
+    use elliptic_curve::point::AffineCoordinates;
+    let fe = |b| Option::<C::FieldElement>::from(C::FieldElement::from_repr(b));
+    let (qx, qy) = (fe(q_point.x())?, fe(q_point.y())?);
+    // Q, 3Q, 5Q, …, 15Q in affine coordinates (one batch inversion). Q has order q, so none of
+    // these is the identity.
+    let (x2, y2, z2) = double::<C>(Some((qx, qy, C::FieldElement::ONE)))?;
+    let z2i = Option::<C::FieldElement>::from(z2.invert_vartime())?;
+    let (q2x, q2y) = (x2 * z2i.square(), y2 * z2i.square() * z2i);
+    let mut jac = vec![(qx, qy, C::FieldElement::ONE)];
+    for i in 1..8 {
+        jac.push(add_affine::<C>(Some(jac[i - 1]), &q2x, &q2y)?);
+    }
+    let mut zs: Vec<C::FieldElement> = jac.iter().map(|p| p.2).collect();
+    crate::arith::batch_invert_vartime(&mut zs);
+    let odd: Vec<(C::FieldElement, C::FieldElement)> = jac
+        .iter()
+        .zip(&zs)
+        .map(|((x, y, _), zi)| (*x * zi.square(), *y * zi.square() * zi))
+        .collect();
+
+    let mut acc: Jac<C::FieldElement> = None;
+    for &d in wnaf5(z2_be).iter().rev() {
+        acc = double::<C>(acc);
+        if d != 0 {
+            let (x, y) = odd[usize::from(d.unsigned_abs() / 2)];
+            acc = if d > 0 {
+                add_affine::<C>(acc, &x, &y)
+            } else {
+                add_affine::<C>(acc, &x, &-y)
+            };
+        }
+    }
+    let table = C::base_table();
+    for (i, &d) in table.recode_public(z1_be).iter().enumerate() {
+        if d != 0 {
+            let (x, y) = table.entry(i, d.unsigned_abs() as usize - 1);
+            acc = if d > 0 {
+                add_affine::<C>(acc, x, y)
+            } else {
+                add_affine::<C>(acc, x, &-*y)
+            };
+        }
+    }
+    let (x, y, z) = acc?;
+    let zi = Option::<C::FieldElement>::from(z.invert_vartime())?;
     let zi2 = zi.square();
     Some(((x * zi2).to_repr(), (y * zi2 * zi).to_repr()))
 }
@@ -123,7 +247,7 @@ mod tests {
     use super::*;
     use crate::curves::{tc26_256_a::Tc26Gost256A, tc26_512_c::Tc26Gost512C};
     use crate::{ParamSet, VerifyingKey};
-    use elliptic_curve::{FieldBytes, point::AffineCoordinates};
+    use elliptic_curve::point::AffineCoordinates;
 
     /// A random point on the curve (not necessarily in the q-subgroup).
     fn random_point<C: GostCurve>() -> AffinePoint<C> {
