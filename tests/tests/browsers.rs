@@ -8,10 +8,13 @@
 //! * Chromium and Firefox ESR under Xvfb with PIN-protected keys: the browser's own "enter PIN"
 //!   dialog is typed into with xdotool, first a wrong PIN (the token counts it:
 //!   `CKF_USER_PIN_COUNT_LOW`, seen from the test process), then the right one.
+//! * Firefox ESR with Klyuch loaded by the `SecurityDevices` enterprise policy instead of
+//!   modutil (/etc/firefox/policies/policies.json, written and removed by the test).
 //!
-//! Chromium reads policies only from the system folder /etc/chromium/policies/managed: the tests
-//! write their policy file there and remove it afterwards, holding a machine-wide lock so that
-//! only one policy exists at a time. Ports and X displays are picked free per test. Browsers
+//! Chromium reads policies only from the system folder /etc/chromium/policies/managed, Firefox
+//! from /etc/firefox/policies: the tests write their policy file there and remove it afterwards
+//! (with the folders they created), holding a machine-wide lock per browser so that no other
+//! test sees it. Ports and X displays are picked free per test. Browsers
 //! run under `timeout -k`, so a hang fails the test instead of blocking CI. A browser that
 //! cannot start here at all (checked with an empty profile, without Klyuch) skips its test.
 
@@ -21,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, ObjectClass};
-use klyuch_tests::interop::{skip, wait_until, GlobalLock, Guard, Pki, TlsServer, RSA};
+use klyuch_tests::interop::{skip, wait_until, GlobalLock, Guard, Pki, TlsServer, EC, RSA};
 use klyuch_tests::{require, Fixture, USER_PIN};
 
 const CHROMIUM_FLAGS: [&str; 8] = [
@@ -105,50 +108,66 @@ fn nss_profile(pki: &Pki<'_>, dir: &Path, friendly: bool) -> String {
     db
 }
 
-/// Chromium's `AutoSelectCertificateForUrls` policy for one server, in the system policy
-/// folder, for as long as this value lives (with the machine-wide policy lock held).
-struct ChromiumPolicy {
-    file: PathBuf,
+/// A file in a system folder (a browser policy), for as long as this value lives, with a
+/// machine-wide lock held; the folders it had to create are removed with it. A file already
+/// there is replaced only if it contains `ours` (left by a test that was killed).
+struct SystemFile {
+    file: Option<PathBuf>,
     created: Vec<PathBuf>,
     _lock: GlobalLock,
 }
 
-impl ChromiumPolicy {
-    fn install(url: &str, cn: &str) -> Result<ChromiumPolicy, String> {
-        let lock = GlobalLock::acquire("chromium-policy", Duration::from_secs(300));
-        let mut created = Vec::new();
+impl SystemFile {
+    fn install(lock: GlobalLock, path: &str, contents: &str, ours: &str) -> Result<Self, String> {
+        let path = Path::new(path);
+        let mut guard = SystemFile {
+            file: None,
+            created: Vec::new(),
+            _lock: lock,
+        };
+        if let Ok(old) = std::fs::read_to_string(path) {
+            if !old.contains(ours) {
+                return Err(format!("{} exists and is not ours", path.display()));
+            }
+        }
         let mut dir = PathBuf::new();
-        for part in Path::new(POLICY_DIR).components() {
+        for part in path.parent().expect("a folder").components() {
             dir.push(part);
             if !dir.exists() {
                 std::fs::create_dir(&dir)
                     .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-                created.push(dir.clone());
+                guard.created.push(dir.clone());
             }
         }
-        let entry = format!(r#"{{"pattern": "{url}", "filter": {{"SUBJECT": {{"CN": "{cn}"}}}}}}"#);
-        let json = format!(
-            "{{\"AutoSelectCertificateForUrls\": [{}]}}\n",
-            json_string(&entry)
-        );
-        let file = Path::new(POLICY_DIR).join("klyuch-tests-autoselect.json");
-        let policy = ChromiumPolicy {
-            file: file.clone(),
-            created,
-            _lock: lock,
-        };
-        std::fs::write(&file, json).map_err(|e| format!("cannot write {}: {e}", file.display()))?;
-        Ok(policy)
+        guard.file = Some(path.to_path_buf());
+        std::fs::write(path, contents)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        Ok(guard)
     }
 }
 
-impl Drop for ChromiumPolicy {
+impl Drop for SystemFile {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.file);
+        if let Some(f) = &self.file {
+            let _ = std::fs::remove_file(f);
+        }
         for d in self.created.iter().rev() {
             let _ = std::fs::remove_dir(d);
         }
     }
+}
+
+/// Chromium's `AutoSelectCertificateForUrls` policy for one server (Chromium reads every file
+/// in the folder: the lock keeps it to one test at a time).
+fn chromium_policy(url: &str, cn: &str) -> Result<SystemFile, String> {
+    let lock = GlobalLock::acquire("chromium-policy", Duration::from_secs(300));
+    let entry = format!(r#"{{"pattern": "{url}", "filter": {{"SUBJECT": {{"CN": "{cn}"}}}}}}"#);
+    let json = format!(
+        "{{\"AutoSelectCertificateForUrls\": [{}]}}\n",
+        json_string(&entry)
+    );
+    let file = format!("{POLICY_DIR}/klyuch-tests-autoselect.json");
+    SystemFile::install(lock, &file, &json, "AutoSelectCertificateForUrls")
 }
 
 /// A JSON string literal (the policy's list entries are JSON objects inside JSON strings).
@@ -199,7 +218,7 @@ fn chromium_headless_client_auth_with_a_key_usable_without_login() {
     let home = f.path("chrome-home");
     nss_profile(&pki, &home.join(".pki/nssdb"), true);
     let server = TlsServer::start(&pki, "s_server.log");
-    let policy = match ChromiumPolicy::install(&server.url(""), CN) {
+    let policy = match chromium_policy(&server.url(""), CN) {
         Ok(p) => p,
         Err(e) => {
             skip(&format!("the Chromium policy folder is not writable: {e}"));
@@ -462,7 +481,7 @@ fn chromium_pin_dialog_wrong_then_right_pin() {
     let home = f.path("chrome-home");
     nss_profile(&pki, &home.join(".pki/nssdb"), false);
     let server = TlsServer::start(&pki, "s_server.log");
-    let policy = match ChromiumPolicy::install(&server.url(""), RSA.cn) {
+    let policy = match chromium_policy(&server.url(""), RSA.cn) {
         Ok(p) => p,
         Err(e) => {
             skip(&format!("the Chromium policy folder is not writable: {e}"));
@@ -499,8 +518,38 @@ fn chromium_pin_dialog_wrong_then_right_pin() {
     drop(policy);
 }
 
+/// Firefox ESR on the Xvfb display with `profile`, opening `url`, Klyuch logging to `LOG`.
+fn start_firefox(pki: &Pki<'_>, x: &Xvfb, profile: &Path, url: &str, log: &Path) -> Guard {
+    let f = pki.f;
+    std::fs::write(profile.join("user.js"), FIREFOX_PREFS).unwrap();
+    let home = f.path("ff-home");
+    std::fs::create_dir_all(&home).unwrap();
+    let child = pki
+        .command(
+            "timeout",
+            &["-k", "5", "60", "firefox-esr", "--no-remote", "--profile"],
+        )
+        .arg(profile)
+        .arg(url)
+        .env("HOME", &home)
+        .env("DISPLAY", &x.display)
+        .env("KLYUCH_LOG", "debug")
+        .env("KLYUCH_LOG_FILE", log)
+        .env("MOZ_CRASHREPORTER_DISABLE", "1")
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(f.path("firefox.out")).unwrap())
+        .stderr(std::fs::File::create(f.path("firefox.err")).unwrap())
+        .spawn()
+        .expect("firefox-esr");
+    Guard::new("firefox", child)
+}
+
+/// Firefox ESR's system policy file on Debian (read at every start, by every profile).
+const FIREFOX_POLICY: &str = "/etc/firefox/policies/policies.json";
+
 /// Firefox ESR under Xvfb asks for the PIN in "Password Required"; "Select Automatically" picks
 /// the only certificate from the CA the server asks for: an EC key (ECDSA CertificateVerify).
+/// Klyuch is added to the profile with modutil.
 #[test]
 fn firefox_pin_dialog_wrong_then_right_pin() {
     require!(
@@ -513,6 +562,8 @@ fn firefox_pin_dialog_wrong_then_right_pin() {
         "openssl"
     );
     let f = Fixture::new();
+    // No policy test may run meanwhile: its SecurityDevices policy would load Klyuch twice.
+    let _lock = GlobalLock::acquire("firefox-policy", Duration::from_secs(300));
     if let Err(e) = browser_starts(&f, "firefox-esr") {
         skip(&e);
         return;
@@ -531,28 +582,9 @@ fn firefox_pin_dialog_wrong_then_right_pin() {
 
     let profile = f.path("ff-profile");
     nss_profile(&pki, &profile, false);
-    std::fs::write(profile.join("user.js"), FIREFOX_PREFS).unwrap();
-    let home = f.path("ff-home");
-    std::fs::create_dir_all(&home).unwrap();
     let log = f.path("klyuch-firefox.log");
-    let child = pki
-        .command(
-            "timeout",
-            &["-k", "5", "60", "firefox-esr", "--no-remote", "--profile"],
-        )
-        .arg(&profile)
-        .arg(server.url("/firefox-xvfb-pin"))
-        .env("HOME", &home)
-        .env("DISPLAY", &x.display)
-        .env("KLYUCH_LOG", "debug")
-        .env("KLYUCH_LOG_FILE", &log)
-        .env("MOZ_CRASHREPORTER_DISABLE", "1")
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(f.path("firefox.out")).unwrap())
-        .stderr(std::fs::File::create(f.path("firefox.err")).unwrap())
-        .spawn()
-        .expect("firefox-esr");
-    let mut browser = Guard::new("firefox", child);
+    let url = server.url("/firefox-xvfb-pin");
+    let mut browser = start_firefox(&pki, &x, &profile, &url, &log);
     let flow = PinFlow {
         dialog: "Password Required",
         cn: CN,
@@ -560,6 +592,90 @@ fn firefox_pin_dialog_wrong_then_right_pin() {
         stderr: f.path("firefox.err"),
     };
     wrong_then_right_pin(&pki, &x, &mut browser, &server, flow);
+}
+
+/// The `SecurityDevices` enterprise policy (in /etc/firefox/policies/policies.json) loads Klyuch
+/// into a profile that does not have it; client authentication then works with the PIN typed
+/// into Firefox's dialog.
+#[test]
+fn firefox_security_devices_policy_loads_klyuch() {
+    require!(
+        "firefox-esr",
+        "Xvfb",
+        "xdotool",
+        "certutil",
+        "pkcs11-tool",
+        "openssl"
+    );
+    let f = Fixture::new();
+    let lock = GlobalLock::acquire("firefox-policy", Duration::from_secs(300));
+    if let Err(e) = browser_starts(&f, "firefox-esr") {
+        skip(&e);
+        return;
+    }
+    let Some(x) = Xvfb::start() else {
+        skip("Xvfb does not start here");
+        return;
+    };
+    let pki = Pki::new(&f, "firefoxpolicy");
+    let server = TlsServer::start(&pki, "s_server.log");
+    // A profile with the test CA only: no modutil.
+    let profile = f.path("ff-profile");
+    pki.nss_db(&profile, false);
+    const DEVICE: &str = "Klyuch (klyuch-tests)";
+    let json = format!(
+        "{{\"policies\": {{\"SecurityDevices\": {{{}: {}}}}}}}\n",
+        json_string(DEVICE),
+        json_string(&pki.module())
+    );
+    let _policy = match SystemFile::install(lock, FIREFOX_POLICY, &json, "klyuch-tests") {
+        Ok(p) => p,
+        Err(e) => {
+            skip(&format!("cannot install the Firefox policy: {e}"));
+            return;
+        }
+    };
+    let log = f.path("klyuch-firefox.log");
+    let url = server.url("/firefox-policy");
+    let mut browser = start_firefox(&pki, &x, &profile, &url, &log);
+    let calls = || std::fs::read_to_string(&log).unwrap_or_default();
+    let limit = Duration::from_secs(20);
+    let typed = x.type_into("Password Required", None, USER_PIN, limit);
+    assert!(
+        typed.is_some(),
+        "no PIN dialog ({:?}); windows: {:?}\nbrowser stderr:\n{}\ncalls:\n{}",
+        browser.exited(),
+        x.windows("."),
+        tail(&f.path("firefox.err"), 20),
+        calls()
+    );
+    let seen = |s: &TlsServer| s.saw_client(RSA.cn) || s.saw_client(EC.cn);
+    let start = Instant::now();
+    while !seen(&server) && start.elapsed() < limit {
+        if !calls().contains("C_Login -> CKR_OK") {
+            x.type_into(
+                "Password Required",
+                None,
+                USER_PIN,
+                Duration::from_millis(500),
+            );
+        } else {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    assert!(
+        seen(&server),
+        "the server saw no token certificate\nserver:\n{}\ncalls:\n{}",
+        server.log_text(),
+        calls()
+    );
+    let modules = std::fs::read_to_string(profile.join("pkcs11.txt")).unwrap_or_default();
+    assert!(
+        modules.contains(&format!("name=\"{DEVICE}\""))
+            || modules.contains(&format!("name={DEVICE}")),
+        "the policy did not add the module to the profile:\n{modules}"
+    );
+    drop(browser);
 }
 
 /// A quiet test profile: the client certificate chosen automatically, no OS certificates, no
