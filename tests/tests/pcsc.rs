@@ -58,18 +58,20 @@ macro_rules! skip {
 
 // ------------------------------------------------------------------ environment
 
-/// The emulator binary: `KLYUCH_CARD_EMULATOR`, next to this test (the harness's rule), or in
-/// the other build profile of the same target directory.
+/// The emulator binary: `KLYUCH_CARD_EMULATOR`, else the newer of `target/release` and
+/// `target/debug` of this test's target directory (a stale build of one profile must not win).
 fn emulator_binary() -> Option<PathBuf> {
-    if let Some(p) = harness::find_binary() {
-        return Some(p);
+    if let Some(p) = std::env::var_os(harness::BINARY_ENV) {
+        return Some(PathBuf::from(p));
     }
     let exe = std::env::current_exe().ok()?;
     let target = exe.parent()?.parent()?.parent()?;
     ["release", "debug"]
         .iter()
         .map(|p| target.join(p).join("klyuch-card-emulator"))
-        .find(|p| p.is_file())
+        .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
+        .max()
+        .map(|(_, p)| p)
 }
 
 /// Put a provisioned emulated card into the test reader. `None` (with a printed reason) when
