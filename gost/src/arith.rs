@@ -250,7 +250,8 @@ pub(crate) fn batch_invert_vartime<F: Field>(v: &mut [F]) {
 /// Fixed-base table for the generator P: row `i` holds `j · 2^(W·i) · P` for `j = 1..=ROW`,
 /// in affine coordinates, so `k·P` is one mixed addition per `W`-bit digit and no doublings.
 pub(crate) struct BaseTable<C: GostCurve> {
-    /// The entries as affine Weierstrass `(x, y)`, row-major (variable-time path).
+    /// The entries as affine Weierstrass `(x, y)`, row-major, for the variable-time path; only
+    /// kept for the Edwards curves (otherwise `words` holds exactly these).
     affine: Vec<(C::FieldElement, C::FieldElement)>,
     /// The same entries as Montgomery words for the constant-time path, row-major, `STRIDE`
     /// field elements each: Weierstrass `(x, y)`, or Edwards `(u, v, d·u·v)`.
@@ -329,7 +330,7 @@ impl<C: GostCurve> BaseTable<C> {
             }
         };
         Self {
-            affine: xy,
+            affine: if edwards.is_some() { xy } else { Vec::new() },
             words,
             stride,
             b3,
@@ -452,8 +453,16 @@ impl<C: GostCurve> BaseTable<C> {
     }
 
     /// Entry `j` of row `i`: `(j + 1) · 2^(W·i) · P`, affine.
-    pub(crate) fn entry(&self, i: usize, j: usize) -> &(C::FieldElement, C::FieldElement) {
-        &self.affine[i * ROW + j]
+    pub(crate) fn entry(&self, i: usize, j: usize) -> (C::FieldElement, C::FieldElement) {
+        let k = i * ROW + j;
+        if self.edwards.is_some() {
+            self.affine[k]
+        } else {
+            (
+                C::fe_from_words(&self.words[2 * k]),
+                C::fe_from_words(&self.words[2 * k + 1]),
+            )
+        }
     }
 }
 

@@ -230,9 +230,9 @@ pub(crate) fn lincomb_vartime<C: GostCurve>(
         if d != 0 {
             let (x, y) = table.entry(i, d.unsigned_abs() as usize - 1);
             acc = if d > 0 {
-                add_affine::<C>(acc, x, y)
+                add_affine::<C>(acc, &x, &y)
             } else {
-                add_affine::<C>(acc, x, &-*y)
+                add_affine::<C>(acc, &x, &-y)
             };
         }
     }
