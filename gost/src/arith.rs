@@ -64,7 +64,10 @@ const ROW: usize = 1 << (W - 1);
 /// is uniformly distributed and independent of `z`, so the variable-time inversion (about twice
 /// as fast as the constant-time one) learns nothing about `z`. `None` if `z = 0`.
 fn blinded_invert<C: GostCurve>(z: &C::FieldElement) -> Option<C::FieldElement> {
-    let beta = random_field_element::<C>().ok()?;
+    let Ok(beta) = random_field_element::<C>() else {
+        // No randomness: the constant-time inversion instead.
+        return Option::from(Field::invert(z));
+    };
     let zb = *z * beta;
     let inv = Option::<C::FieldElement>::from(zb.invert_vartime())?;
     Some(inv * beta)
