@@ -220,3 +220,291 @@ fn pdfsig_signs_with_the_token_and_exits_cleanly() {
         "{v}"
     );
 }
+
+/// NSS as the token's manager: certutil generates keys on the token with NSS's own templates
+/// (it sets CKA_ID to a hash of the public key afterwards) and stores the issued certificate
+/// next to the key, pk12util imports a PKCS#12 file into the token, cmsutil signs with both
+/// keys, modutil changes the PIN (C_SetPIN) and certutil deletes a certificate and a key.
+#[test]
+fn certutil_pk12util_and_modutil_manage_the_token() {
+    require!(
+        "certutil",
+        "modutil",
+        "cmsutil",
+        "pk12util",
+        "pkcs11-tool",
+        "openssl"
+    );
+    let f = Fixture::new();
+    let pki = Pki::new(&f, "nssmgr");
+    let db = pki.nss_db(&f.path("nssdb"), true);
+    let pin = pki.p("pin.txt");
+    std::fs::write(f.path("noise.bin"), [7u8; 64]).unwrap();
+
+    // A P-256 key generated on the token by NSS, its CSR, the certificate stored by NSS.
+    pki.run_for(
+        60,
+        "certutil",
+        &[
+            "-R",
+            "-d",
+            &db,
+            "-h",
+            "nssmgr",
+            "-f",
+            &pin,
+            "-k",
+            "ec",
+            "-q",
+            "nistp256",
+            "-s",
+            "O=Klyuch Test,CN=NSS Generated",
+            "-z",
+            &pki.p("noise.bin"),
+            "-a",
+            "-o",
+            &pki.p("nssgen.csr"),
+        ],
+    );
+    let v = pki.openssl(&["req", "-in", &pki.p("nssgen.csr"), "-verify", "-noout"]);
+    assert!(v.contains("verify OK"), "{v}");
+    pki.openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &pki.p("nssgen.csr"),
+        "-CA",
+        &pki.p("ca.pem"),
+        "-CAkey",
+        &pki.p("ca.key"),
+        "-CAcreateserial",
+        "-days",
+        "30",
+        "-extfile",
+        &pki.p("ee.ext"),
+        "-out",
+        &pki.p("nssgen.pem"),
+    ]);
+    pki.run_for(
+        60,
+        "certutil",
+        &[
+            "-A",
+            "-d",
+            &db,
+            "-h",
+            "nssmgr",
+            "-f",
+            &pin,
+            "-n",
+            "nssgen",
+            "-t",
+            ",,",
+            "-a",
+            "-i",
+            &pki.p("nssgen.pem"),
+        ],
+    );
+
+    // A PKCS#12 file (an EC key and its certificate) imported into the token.
+    pki.openssl(&[
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        &pki.p("p12.key"),
+        "-subj",
+        "/O=Klyuch Test/CN=PKCS12 Imported",
+        "-out",
+        &pki.p("p12.csr"),
+    ]);
+    pki.openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &pki.p("p12.csr"),
+        "-CA",
+        &pki.p("ca.pem"),
+        "-CAkey",
+        &pki.p("ca.key"),
+        "-CAcreateserial",
+        "-days",
+        "30",
+        "-extfile",
+        &pki.p("ee.ext"),
+        "-out",
+        &pki.p("p12.pem"),
+    ]);
+    pki.openssl(&[
+        "pkcs12",
+        "-export",
+        "-inkey",
+        &pki.p("p12.key"),
+        "-in",
+        &pki.p("p12.pem"),
+        "-name",
+        "imported",
+        "-passout",
+        "pass:test",
+        "-out",
+        &pki.p("k.p12"),
+    ]);
+    let out = pki.run_for(
+        60,
+        "pk12util",
+        &[
+            "-i",
+            &pki.p("k.p12"),
+            "-d",
+            &db,
+            "-h",
+            "nssmgr",
+            "-k",
+            &pin,
+            "-W",
+            "test",
+        ],
+    );
+    assert!(out.contains("PKCS12 IMPORT SUCCESSFUL"), "{out}");
+
+    let keys = pki.run_for(
+        60,
+        "certutil",
+        &["-K", "-d", &db, "-h", "nssmgr", "-f", &pin],
+    );
+    assert!(
+        keys.contains("nssmgr:nssgen") || keys.contains(" nssgen"),
+        "{keys}"
+    );
+    assert!(keys.contains("imported"), "{keys}");
+
+    // Both keys sign; OpenSSL verifies. (-G: with signed attributes. Without any, NSS 3.87's
+    // ECDSA SignerInfo does not verify, not even with cmsutil -D, whatever the token: the same
+    // with SoftHSMv2.)
+    for (nick, cn) in [
+        ("nssmgr:nssgen", "NSS Generated"),
+        ("nssmgr:imported", "PKCS12 Imported"),
+    ] {
+        let sig = pki.p("m.p7s");
+        pki.run_for(
+            60,
+            "cmsutil",
+            &[
+                "-S",
+                "-d",
+                &db,
+                "-N",
+                nick,
+                "-Y",
+                "NONE",
+                "-G",
+                "-f",
+                &pin,
+                "-i",
+                &pki.p("msg.txt"),
+                "-o",
+                &sig,
+            ],
+        );
+        let out = pki.openssl(&[
+            "cms",
+            "-verify",
+            "-inform",
+            "DER",
+            "-in",
+            &sig,
+            "-CAfile",
+            &pki.p("ca.pem"),
+            "-out",
+            "/dev/null",
+            "-certsout",
+            &pki.p("signer.pem"),
+        ]);
+        assert!(out.contains("CMS Verification successful"), "{nick}: {out}");
+        let subject = pki.openssl(&["x509", "-in", &pki.p("signer.pem"), "-noout", "-subject"]);
+        assert!(subject.contains(cn), "{nick}: {subject}");
+    }
+
+    // C_SetPIN through modutil, and back.
+    std::fs::write(f.path("newpin.txt"), "98765432\n").unwrap();
+    let out = pki.run_for(
+        60,
+        "modutil",
+        &[
+            "-dbdir",
+            &db,
+            "-changepw",
+            "nssmgr",
+            "-pwfile",
+            &pin,
+            "-newpwfile",
+            &pki.p("newpin.txt"),
+            "-force",
+        ],
+    );
+    assert!(out.contains("password changed successfully"), "{out}");
+    pki.run_for(
+        60,
+        "certutil",
+        &["-K", "-d", &db, "-h", "nssmgr", "-f", &pki.p("newpin.txt")],
+    );
+    pki.run_for(
+        60,
+        "modutil",
+        &[
+            "-dbdir",
+            &db,
+            "-changepw",
+            "nssmgr",
+            "-pwfile",
+            &pki.p("newpin.txt"),
+            "-newpwfile",
+            &pin,
+            "-force",
+        ],
+    );
+
+    // Delete the imported certificate, then its key (by the key ID certutil -K shows; pk12util
+    // gave the key the nickname as its label too).
+    pki.run_for(
+        60,
+        "certutil",
+        &["-D", "-d", &db, "-n", "nssmgr:imported", "-f", &pin],
+    );
+    let certs = pki.run_for(
+        60,
+        "certutil",
+        &["-L", "-d", &db, "-h", "nssmgr", "-f", &pin],
+    );
+    assert!(!certs.contains("nssmgr:imported"), "{certs}");
+    let keys = pki.run_for(
+        60,
+        "certutil",
+        &["-K", "-d", &db, "-h", "nssmgr", "-f", &pin],
+    );
+    let id = keys
+        .lines()
+        .find(|l| l.trim_end().ends_with("imported"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .unwrap_or_else(|| panic!("the imported key:\n{keys}"))
+        .to_string();
+    pki.run_for(
+        60,
+        "certutil",
+        &["-F", "-d", &db, "-h", "nssmgr", "-k", &id, "-f", &pin],
+    );
+    let keys = pki.run_for(
+        60,
+        "certutil",
+        &["-K", "-d", &db, "-h", "nssmgr", "-f", &pin],
+    );
+    assert!(!keys.contains(&id), "{keys}");
+    assert!(
+        keys.contains("nssmgr:nssgen") && keys.contains("rsakey"),
+        "{keys}"
+    );
+}
