@@ -1,6 +1,7 @@
 //! Java 17 SunPKCS11 with Klyuch: `keytool -list` shows the token's keys as private key entries,
 //! `jarsigner` signs a jar with the RSA and the EC token key, and `jarsigner -verify` accepts
-//! both against the test CA.
+//! both against the test CA. keytool also generates a key pair on the token with SunPKCS11's
+//! templates, makes a CSR with it, and installs the CA's reply on the token.
 
 use klyuch_tests::interop::{Pki, EC, RSA};
 use klyuch_tests::{require, Fixture, USER_PIN};
@@ -85,7 +86,88 @@ fn keytool_lists_and_jarsigner_signs_with_token_keys() {
             "-noprompt",
         ],
     );
-    for k in [RSA, EC] {
+    // A key pair generated on the token by keytool, its CSR, the CA's reply installed.
+    let out = pki.run_for(
+        120,
+        "keytool",
+        &[
+            &["-genkeypair"],
+            &p11_opts[..],
+            &[
+                "-alias",
+                "javagen",
+                "-keyalg",
+                "EC",
+                "-groupname",
+                "secp256r1",
+                "-sigalg",
+                "SHA256withECDSA",
+                "-dname",
+                "O=Klyuch Test,CN=Java Generated",
+            ],
+        ]
+        .concat(),
+    );
+    assert!(out.contains("Generating 256 bit EC key pair"), "{out}");
+    pki.run_for(
+        120,
+        "keytool",
+        &[
+            &["-certreq"],
+            &p11_opts[..],
+            &["-alias", "javagen", "-file", &pki.p("javagen.csr")],
+        ]
+        .concat(),
+    );
+    let v = pki.openssl(&["req", "-in", &pki.p("javagen.csr"), "-verify", "-noout"]);
+    assert!(v.contains("verify OK"), "{v}");
+    pki.openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &pki.p("javagen.csr"),
+        "-CA",
+        &pki.p("ca.pem"),
+        "-CAkey",
+        &pki.p("ca.key"),
+        "-CAcreateserial",
+        "-days",
+        "30",
+        "-extfile",
+        &pki.p("ee.ext"),
+        "-out",
+        &pki.p("javagen.pem"),
+    ]);
+    let chain = [
+        std::fs::read_to_string(f.path("javagen.pem")).unwrap(),
+        std::fs::read_to_string(f.path("ca.pem")).unwrap(),
+    ]
+    .concat();
+    std::fs::write(f.path("javagen-chain.pem"), chain).unwrap();
+    let out = pki.run_for(
+        120,
+        "keytool",
+        &[
+            &["-importcert"],
+            &p11_opts[..],
+            &[
+                "-alias",
+                "javagen",
+                "-file",
+                &pki.p("javagen-chain.pem"),
+                "-noprompt",
+            ],
+        ]
+        .concat(),
+    );
+    assert!(out.contains("Certificate reply was installed"), "{out}");
+
+    let generated = klyuch_tests::interop::Key {
+        label: "javagen",
+        id: "",
+        cn: "Java Generated",
+    };
+    for k in [RSA, EC, generated] {
         let signed = pki.p(&format!("signed-{}.jar", k.label));
         let out = pki.run_for(
             120,
