@@ -495,8 +495,8 @@ pub(crate) fn digest_to_e<C: GostCurve>(digest: &[u8]) -> Scalar<C> {
     Scalar::<C>::conditional_select(&e, &Scalar::<C>::ONE, e.is_zero())
 }
 
-/// A uniformly random non-zero scalar from the system RNG: `2·len` random bytes reduced mod q
-/// (statistical distance from uniform below `2^-(8·len - 2)`, i.e. 2^-254 or worse never).
+/// A random non-zero scalar from the system RNG: `2·len` random bytes reduced mod q, whose
+/// statistical distance from uniform is below `q / 2^(16·len)`, i.e. under 2^-256.
 pub(crate) fn random_scalar<C: GostCurve>() -> Result<Scalar<C>, getrandom::Error> {
     let n = byte_len::<C>();
     // 2^(8n) mod q, as a scalar: (2^(8n) - 1) mod q, plus one.
