@@ -150,3 +150,139 @@ fn gnutls_cli_authenticates_with_pkcs11_uris() {
     }
     assert!(server.saw_client(RSA.cn) && server.saw_client(EC.cn));
 }
+
+/// GnuTLS as the token's manager: p11tool generates key pairs on the token with GnuTLS's
+/// templates, certtool makes a CSR with the token key, p11tool stores the issued certificate,
+/// signs with the key, and deletes a key pair.
+#[test]
+fn p11tool_and_certtool_generate_write_and_delete() {
+    require!("p11tool", "certtool", "pkcs11-tool", "openssl");
+    let f = Fixture::new();
+    let pki = Pki::new(&f, "gnutlsgen");
+    let m = pki.module();
+    let gnutls = |program: &str, args: &[&str]| -> String {
+        let out = pki
+            .command(program, &[&["--provider", m.as_str()], args].concat())
+            .env("GNUTLS_PIN", USER_PIN)
+            .output()
+            .unwrap();
+        let t = klyuch_tests::text(&out);
+        assert!(
+            out.status.success(),
+            "{program} {args:?}: {}\n{t}",
+            out.status
+        );
+        t
+    };
+    gnutls(
+        "p11tool",
+        &[
+            "--login",
+            "--generate-privkey",
+            "ECDSA",
+            "--curve",
+            "secp256r1",
+            "--label",
+            "gtkey",
+            "--id",
+            "0a0b",
+            "pkcs11:token=gnutlsgen",
+        ],
+    );
+    gnutls(
+        "p11tool",
+        &[
+            "--login",
+            "--generate-privkey",
+            "RSA",
+            "--bits",
+            "2048",
+            "--label",
+            "gtrsa",
+            "pkcs11:token=gnutlsgen",
+        ],
+    );
+    std::fs::write(
+        f.path("req.tmpl"),
+        "organization = \"Klyuch Test\"\ncn = \"GnuTLS Generated\"\n",
+    )
+    .unwrap();
+    gnutls(
+        "certtool",
+        &[
+            "--generate-request",
+            "--load-privkey",
+            &pki.uri("gtkey", "private", ""),
+            "--template",
+            &pki.p("req.tmpl"),
+            "--outfile",
+            &pki.p("gt.csr"),
+        ],
+    );
+    let v = pki.openssl(&["req", "-in", &pki.p("gt.csr"), "-verify", "-noout"]);
+    assert!(v.contains("verify OK"), "{v}");
+    pki.openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &pki.p("gt.csr"),
+        "-CA",
+        &pki.p("ca.pem"),
+        "-CAkey",
+        &pki.p("ca.key"),
+        "-CAcreateserial",
+        "-days",
+        "30",
+        "-extfile",
+        &pki.p("ee.ext"),
+        "-out",
+        &pki.p("gt.pem"),
+    ]);
+    gnutls(
+        "p11tool",
+        &[
+            "--login",
+            "--write",
+            "--load-certificate",
+            &pki.p("gt.pem"),
+            "--label",
+            "gtkey",
+            "--id",
+            "0a0b",
+            "pkcs11:token=gnutlsgen",
+        ],
+    );
+    let t = gnutls(
+        "p11tool",
+        &["--login", "--test-sign", &pki.uri("gtkey", "private", "")],
+    );
+    assert!(
+        t.contains("Verifying against public key in the token... ok"),
+        "{t}"
+    );
+    // The certificate and the key belong together (same CKA_ID) for GnuTLS.
+    let t = gnutls(
+        "p11tool",
+        &["--login", "--list-all", "pkcs11:token=gnutlsgen;id=%0a%0b"],
+    );
+    assert!(
+        t.contains("Type: Private key (EC/ECDSA-SECP256R1)")
+            && t.contains("Type: X.509 Certificate (EC/ECDSA-SECP256R1)"),
+        "{t}"
+    );
+    let t = gnutls(
+        "p11tool",
+        &[
+            "--login",
+            "--delete",
+            "--batch",
+            "pkcs11:token=gnutlsgen;object=gtrsa",
+        ],
+    );
+    assert!(t.contains("2 objects deleted"), "{t}");
+    let t = gnutls(
+        "p11tool",
+        &["--login", "--list-all", "pkcs11:token=gnutlsgen"],
+    );
+    assert!(!t.contains("gtrsa") && t.contains("gtkey"), "{t}");
+}
