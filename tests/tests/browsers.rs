@@ -254,6 +254,8 @@ fn chromium_headless_client_auth_with_a_key_usable_without_login() {
     );
     assert!(calls.contains("C_Sign -> CKR_OK"), "{calls}");
     assert!(!calls.contains("C_Login"), "no login expected:\n{calls}");
+    // And it exits cleanly with the module loaded.
+    assert!(out.status.success(), "chromium: {}", out.status);
 }
 
 /// A virtual X display (`Xvfb :N`), on a display number nobody uses.
