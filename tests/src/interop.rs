@@ -624,6 +624,35 @@ pub fn is_root() -> bool {
         .unwrap_or(false)
 }
 
+/// Why a [`Pki`] cannot be made here (`None`: it can): `pkcs11-tool` and `openssl` with the
+/// pkcs11 engine (libp11, Debian package libengine-pkcs11-openssl) are needed.
+pub fn pki_missing() -> Option<String> {
+    for tool in ["pkcs11-tool", "openssl"] {
+        if !crate::have(tool) {
+            return Some(format!("{tool} is not installed"));
+        }
+    }
+    let engine = Command::new("openssl")
+        .args(["engine", "-t", "pkcs11"])
+        .stdin(Stdio::null())
+        .output();
+    match engine {
+        Ok(o) if o.status.success() => None,
+        _ => Some("the OpenSSL pkcs11 engine (libengine-pkcs11-openssl) is not installed".into()),
+    }
+}
+
+/// Skip the test (printing `SKIPPED: <reason>`) when a [`Pki`] cannot be made here.
+#[macro_export]
+macro_rules! require_pki {
+    () => {
+        if let Some(reason) = $crate::interop::pki_missing() {
+            eprintln!("SKIPPED: {reason}");
+            return;
+        }
+    };
+}
+
 /// Print a skip notice (the interop tests' convention).
 pub fn skip(reason: &str) {
     eprintln!("SKIPPED: {reason}");

@@ -190,6 +190,7 @@ fn json_string(s: &str) -> String {
 #[test]
 fn chromium_headless_client_auth_with_a_key_usable_without_login() {
     require!("chromium", "certutil", "modutil", "pkcs11-tool", "openssl");
+    klyuch_tests::require_pki!();
     let f = Fixture::new();
     if let Err(e) = browser_starts(&f, "chromium") {
         skip(&e);
@@ -470,6 +471,7 @@ fn chromium_pin_dialog_wrong_then_right_pin() {
         "pkcs11-tool",
         "openssl"
     );
+    klyuch_tests::require_pki!();
     let f = Fixture::new();
     if let Err(e) = browser_starts(&f, "chromium") {
         skip(&e);
@@ -563,6 +565,7 @@ fn firefox_pin_dialog_wrong_then_right_pin() {
         "pkcs11-tool",
         "openssl"
     );
+    klyuch_tests::require_pki!();
     let f = Fixture::new();
     // No policy test may run meanwhile: its SecurityDevices policy would load Klyuch twice.
     let _lock = GlobalLock::acquire("firefox-policy", Duration::from_secs(300));
@@ -609,6 +612,7 @@ fn firefox_security_devices_policy_loads_klyuch() {
         "pkcs11-tool",
         "openssl"
     );
+    klyuch_tests::require_pki!();
     let f = Fixture::new();
     let lock = GlobalLock::acquire("firefox-policy", Duration::from_secs(300));
     if let Err(e) = browser_starts(&f, "firefox-esr") {

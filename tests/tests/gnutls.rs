@@ -8,6 +8,7 @@ use klyuch_tests::{require, Fixture, USER_PIN};
 #[test]
 fn p11tool_lists_and_test_signs() {
     require!("p11tool", "pkcs11-tool", "openssl");
+    klyuch_tests::require_pki!();
     let f = Fixture::new();
     let pki = Pki::new(&f, "gnutlslist");
     let m = pki.module();
@@ -100,6 +101,7 @@ fn p11tool_lists_and_test_signs() {
 #[test]
 fn gnutls_cli_authenticates_with_pkcs11_uris() {
     require!("gnutls-cli", "pkcs11-tool", "openssl");
+    klyuch_tests::require_pki!();
     let f = Fixture::new();
     let pki = Pki::new(&f, "gnutlscli");
     let server = TlsServer::start(&pki, "s_server.log");
@@ -157,6 +159,7 @@ fn gnutls_cli_authenticates_with_pkcs11_uris() {
 #[test]
 fn p11tool_and_certtool_generate_write_and_delete() {
     require!("p11tool", "certtool", "pkcs11-tool", "openssl");
+    klyuch_tests::require_pki!();
     let f = Fixture::new();
     let pki = Pki::new(&f, "gnutlsgen");
     let m = pki.module();

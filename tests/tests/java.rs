@@ -9,6 +9,7 @@ use klyuch_tests::{require, Fixture, USER_PIN};
 #[test]
 fn keytool_lists_and_jarsigner_signs_with_token_keys() {
     require!("keytool", "jarsigner", "jar", "pkcs11-tool", "openssl");
+    klyuch_tests::require_pki!();
     let f = Fixture::new();
     let pki = Pki::new(&f, "javatoken");
     // SunPKCS11 picks a slot by `slot` (the slot ID) or `slotListIndex`, not by token label.

@@ -8,6 +8,7 @@ use klyuch_tests::{require, Fixture};
 #[test]
 fn certutil_and_modutil_list_the_token() {
     require!("certutil", "modutil", "pkcs11-tool", "openssl");
+    klyuch_tests::require_pki!();
     let f = Fixture::new();
     let pki = Pki::new(&f, "nsslist");
     let db = pki.nss_db(&f.path("nssdb"), true);
@@ -67,6 +68,7 @@ fn certutil_and_modutil_list_the_token() {
 #[test]
 fn cmsutil_signs_and_openssl_verifies() {
     require!("certutil", "modutil", "cmsutil", "pkcs11-tool", "openssl");
+    klyuch_tests::require_pki!();
     let f = Fixture::new();
     let pki = Pki::new(&f, "nsscms");
     let db = pki.nss_db(&f.path("nssdb"), true);
@@ -161,6 +163,7 @@ fn tiny_pdf() -> Vec<u8> {
 #[test]
 fn pdfsig_signs_with_the_token_and_exits_cleanly() {
     require!("pdfsig", "certutil", "modutil", "pkcs11-tool", "openssl");
+    klyuch_tests::require_pki!();
     let f = Fixture::new();
     let pki = Pki::new(&f, "nsspdf");
     let db = pki.nss_db(&f.path("nssdb"), true);
@@ -235,6 +238,7 @@ fn certutil_pk12util_and_modutil_manage_the_token() {
         "pkcs11-tool",
         "openssl"
     );
+    klyuch_tests::require_pki!();
     let f = Fixture::new();
     let pki = Pki::new(&f, "nssmgr");
     let db = pki.nss_db(&f.path("nssdb"), true);

@@ -19,6 +19,7 @@ fn with_engine<'a>(args: &[&'a str]) -> Vec<&'a str> {
 #[test]
 fn engine_self_signed_certificate_and_cms() {
     require!("openssl", "pkcs11-tool");
+    klyuch_tests::require_pki!();
     let f = Fixture::new();
     // Pki::new already made a CSR for each token key through the engine.
     let pki = Pki::new(&f, "osslcms");
@@ -122,6 +123,7 @@ fn engine_self_signed_certificate_and_cms() {
 #[test]
 fn engine_dgst_sign_with_uris_and_pin_sources() {
     require!("openssl", "pkcs11-tool");
+    klyuch_tests::require_pki!();
     let f = Fixture::new();
     let pki = Pki::new(&f, "ossldgst");
     let msg = pki.p("msg.txt");
@@ -218,6 +220,7 @@ fn engine_dgst_sign_with_uris_and_pin_sources() {
 #[test]
 fn s_client_authenticates_with_token_keys() {
     require!("openssl", "pkcs11-tool");
+    klyuch_tests::require_pki!();
     let f = Fixture::new();
     let pki = Pki::new(&f, "osslcli");
     let server = TlsServer::start(&pki, "s_server.log");
@@ -274,6 +277,7 @@ fn write_request(f: &Fixture) -> std::path::PathBuf {
 #[test]
 fn curl_authenticates_with_token_keys() {
     require!("openssl", "pkcs11-tool", "curl");
+    klyuch_tests::require_pki!();
     let f = Fixture::new();
     let pki = Pki::new(&f, "osslcurl");
     let server = TlsServer::start(&pki, "s_server.log");

@@ -93,6 +93,7 @@ fn chown_nobody(path: &Path) {
 #[test]
 fn module_file_registers_klyuch_with_p11_kit() {
     require!("p11-kit", "p11tool", "pkcs11-tool", "openssl");
+    klyuch_tests::require_pki!();
     let as_nobody = is_root();
     if as_nobody && !klyuch_tests::have("setpriv") {
         skip("running as root, where p11-kit ignores user module files, and setpriv is missing");
@@ -216,6 +217,7 @@ fn client_module() -> Option<PathBuf> {
 #[test]
 fn p11_kit_server_exports_the_token() {
     require!("p11-kit", "pkcs11-tool", "p11tool", "openssl");
+    klyuch_tests::require_pki!();
     let Some(client) = client_module() else {
         skip("p11-kit-client.so not found");
         return;
