@@ -473,3 +473,27 @@ fn errors_display() {
     let key = SigningKey::from_le_bytes(ParamSet::Tc26Gost256B, &[0x42; 32]).unwrap();
     assert!(!format!("{key:?}").contains("42"));
 }
+
+/// Keys are shared across PKCS#11 sessions and threads.
+#[test]
+fn keys_are_send_and_sync() {
+    fn check<T: Send + Sync + Clone + std::fmt::Debug>() {}
+    check::<SigningKey>();
+    check::<VerifyingKey>();
+    check::<ParamSet>();
+    check::<Error>();
+    // Concurrent first use of a curve (the lazily built table) from several threads.
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            std::thread::spawn(|| {
+                let key = SigningKey::generate(ParamSet::Tc26Gost512B).unwrap();
+                let d = random(64);
+                let sig = key.sign_digest(&d).unwrap();
+                key.verifying_key().verify_digest(&d, &sig).unwrap();
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+}
