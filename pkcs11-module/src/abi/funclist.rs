@@ -189,13 +189,15 @@ pub static FUNCTION_LIST_3_0: CK_FUNCTION_LIST_3_0 = CK_FUNCTION_LIST_3_0 {
 /// The interface name of both lists (PKCS#11 3.0 §3.6: "PKCS 11").
 static INTERFACE_NAME: &CStr = c"PKCS 11";
 
-/// `CK_INTERFACE` holds raw pointers; these point at immutable statics only.
-struct Interfaces([CK_INTERFACE; 2]);
-// SAFETY: the pointers refer to immutable statics that live for the whole program.
+/// The interfaces, the default (3.0) first. They live in writable memory: callers may write
+/// through the pointer `C_GetInterface` returns (OpenSC's pkcs11-spy replaces `pFunctionList`
+/// with its own list), which crashed on a read-only static.
+struct Interfaces(std::cell::UnsafeCell<[CK_INTERFACE; 2]>);
+// SAFETY: Klyuch only reads the cell; the pointers in it refer to statics that live for the
+// whole program. What an application writes through the pointers it was given is its business.
 unsafe impl Sync for Interfaces {}
 
-/// The interfaces, the default (3.0) first.
-static INTERFACES: Interfaces = Interfaces([
+static INTERFACES: Interfaces = Interfaces(std::cell::UnsafeCell::new([
     CK_INTERFACE {
         pInterfaceName: INTERFACE_NAME.as_ptr() as *mut CK_UTF8CHAR,
         pFunctionList: &FUNCTION_LIST_3_0 as *const CK_FUNCTION_LIST_3_0 as *mut c_void,
@@ -206,18 +208,25 @@ static INTERFACES: Interfaces = Interfaces([
         pFunctionList: &FUNCTION_LIST as *const CK_FUNCTION_LIST as *mut c_void,
         flags: 0,
     },
-]);
+]));
 
-fn list_version(i: &CK_INTERFACE) -> CK_VERSION {
-    // Both function lists start with their version (PKCS#11 3.0 §5.4).
-    if std::ptr::eq(
-        i.pFunctionList as *const CK_FUNCTION_LIST_3_0,
-        &FUNCTION_LIST_3_0,
-    ) {
-        FUNCTION_LIST_3_0.version
-    } else {
-        FUNCTION_LIST.version
-    }
+/// The versions of the two interfaces, by index (not read back from the writable cell).
+const VERSIONS: [CK_VERSION; 2] = [FUNCTION_LIST_3_0.version, FUNCTION_LIST.version];
+
+/// Our own copy of the interfaces (as first written).
+fn interfaces() -> [CK_INTERFACE; 2] {
+    [
+        CK_INTERFACE {
+            pInterfaceName: INTERFACE_NAME.as_ptr() as *mut CK_UTF8CHAR,
+            pFunctionList: &FUNCTION_LIST_3_0 as *const CK_FUNCTION_LIST_3_0 as *mut c_void,
+            flags: 0,
+        },
+        CK_INTERFACE {
+            pInterfaceName: INTERFACE_NAME.as_ptr() as *mut CK_UTF8CHAR,
+            pFunctionList: &FUNCTION_LIST as *const CK_FUNCTION_LIST as *mut c_void,
+            flags: 0,
+        },
+    ]
 }
 
 /// # Safety
@@ -240,7 +249,7 @@ pub unsafe extern "C" fn C_GetInterfaceList(
 ) -> CK_RV {
     run("C_GetInterfaceList", || {
         // SAFETY: forwarded caller contract.
-        unsafe { OutBuf::put_list(pInterfacesList, pulCount, &INTERFACES.0) }
+        unsafe { OutBuf::put_list(pInterfacesList, pulCount, &interfaces()) }
     })
 }
 
@@ -271,14 +280,15 @@ pub unsafe extern "C" fn C_GetInterface(
             // SAFETY: non-NULL, readable per the contract.
             Some(unsafe { read_in(pVersion) }?)
         };
-        let found = INTERFACES.0.iter().find(|i| {
-            let v = list_version(i);
+        let found = interfaces().iter().zip(VERSIONS).position(|(i, v)| {
             want.is_none_or(|w| w.major == v.major && w.minor == v.minor)
                 && i.flags & flags == flags
         });
-        let i = found.ok_or_else(|| Error::args("no interface with that version and flags"))?;
-        // SAFETY: forwarded caller contract; the pointer refers to an immutable static.
-        unsafe { write_out(ppInterface, i as *const CK_INTERFACE as *mut CK_INTERFACE) }
+        let n = found.ok_or_else(|| Error::args("no interface with that version and flags"))?;
+        // SAFETY: `n` < 2; the pointer stays inside the static array.
+        let p = unsafe { INTERFACES.0.get().cast::<CK_INTERFACE>().add(n) };
+        // SAFETY: forwarded caller contract.
+        unsafe { write_out(ppInterface, p) }
     })
 }
 

@@ -6,6 +6,11 @@ use token_api::{Error, Result};
 
 use super::ptr::{in_bytes, to_ulong, to_usize};
 
+/// The attributes whose values are `CK_ATTRIBUTE` arrays holding pointers (PKCS#11 3.0 §4.9,
+/// §4.10): their copied bytes would mean nothing.
+const NESTED_TEMPLATES: [CK_ATTRIBUTE_TYPE; 3] =
+    [CKA_WRAP_TEMPLATE, CKA_UNWRAP_TEMPLATE, CKA_DERIVE_TEMPLATE];
+
 /// More attributes or bytes than any real template has: refuse instead of allocating blindly.
 const MAX_ATTRIBUTES: usize = 4096;
 const MAX_VALUE_LEN: usize = 64 << 20;
@@ -34,9 +39,10 @@ unsafe fn headers(p: *const CK_ATTRIBUTE, count: CK_ULONG) -> Result<Vec<CK_ATTR
 
 /// Copy a template (for `C_CreateObject`, `C_FindObjectsInit`, key generation, ...).
 ///
-/// Attribute values are copied as bytes. Attributes whose values hold pointers
-/// (`CKF_ARRAY_ATTRIBUTE` templates such as `CKA_WRAP_TEMPLATE`) are refused with
-/// `CKR_ATTRIBUTE_TYPE_INVALID`; `CKA_ALLOWED_MECHANISMS` is a plain array and allowed.
+/// Attribute values are copied as bytes. Attributes whose values hold pointers (the nested
+/// templates `CKA_WRAP_TEMPLATE`, `CKA_UNWRAP_TEMPLATE`, `CKA_DERIVE_TEMPLATE`) are refused with
+/// `CKR_ATTRIBUTE_TYPE_INVALID`; every other attribute, vendor ones with the
+/// `CKF_ARRAY_ATTRIBUTE` bit included, is plain bytes.
 ///
 /// # Safety
 /// `p` must be NULL or point to `count` readable `CK_ATTRIBUTE`s whose `pValue`s are NULL or
@@ -47,7 +53,7 @@ pub unsafe fn read_template(p: *const CK_ATTRIBUTE, count: CK_ULONG) -> Result<T
     let mut t = Template::new();
     let mut total = 0usize;
     for h in hs {
-        if h.type_ & CKF_ARRAY_ATTRIBUTE != 0 && h.type_ != CKA_ALLOWED_MECHANISMS {
+        if NESTED_TEMPLATES.contains(&h.type_) {
             return Err(Error::with(
                 CKR_ATTRIBUTE_TYPE_INVALID,
                 format!(
