@@ -221,6 +221,110 @@ impl<C: GostCurve> Ext<C> {
         let n = *s * (self.z + self.y) * inv;
         Some(((n * self.x + t).to_repr(), (n * self.z).to_repr()))
     }
+
+    /// `2·self` ("dbl-2008-hwcd" with a = e = 1: 4M + 4S; complete like the addition). The
+    /// doubling does not read T, so `T` of the result is only computed when `with_t` (that is,
+    /// when an addition follows); otherwise it is left as zero.
+    fn double(&self, with_t: bool) -> Self {
+        let a = self.x.square();
+        let b = self.y.square();
+        let c = self.z.square().double();
+        let e = (self.x + self.y).square() - a - b;
+        let g = a + b;
+        let f = g - c;
+        let h = a - b;
+        Ext {
+            x: e * f,
+            y: g * h,
+            t: if with_t { e * h } else { C::FieldElement::ZERO },
+            z: f * g,
+        }
+    }
+
+    /// Affine `(u, v, d·u·v)` (variable time: public points only).
+    fn to_affine_vartime(self, d: &C::FieldElement) -> Option<[C::FieldElement; 3]> {
+        let zi = Option::<C::FieldElement>::from(self.z.invert_vartime())?;
+        let (u, v) = (self.x * zi, self.y * zi);
+        Some([u, v, *d * u * v])
+    }
+}
+
+/// `z1·P + z2·Q` on the Edwards form of a cofactor-4 curve, for public scalars (big-endian) and
+/// a public affine Weierstrass `Q` of order q; affine Weierstrass big-endian `(x, y)`, `None`
+/// for the identity. Complete formulas (d is a non-square), so no special cases.
+pub(crate) fn lincomb_vartime_edwards<C: GostCurve>(
+    z1_be: &[u8],
+    q_point: &AffinePoint<C>,
+    z2_be: &[u8],
+) -> Option<(FieldBytes<C>, FieldBytes<C>)> {
+    let d = C::EDWARDS_D?;
+    let table = C::base_table();
+    let ed = table.edwards.as_ref()?;
+    let fe = |b| Option::<C::FieldElement>::from(C::FieldElement::from_repr(b));
+    let (x, y) = (fe(q_point.x())?, fe(q_point.y())?);
+    // u = (x - t)/y, v = (x - t - s)/(x - t + s) (gost-pkcs11.md §3).
+    let xt = x - ed.t;
+    let u = xt * Option::<C::FieldElement>::from(y.invert_vartime())?;
+    let v = (xt - ed.s) * Option::<C::FieldElement>::from((xt + ed.s).invert_vartime())?;
+    // Q, 3Q, …, 15Q as affine (u, v, d·u·v).
+    let q1 = [u, v, d * u * v];
+    let q2 = Ext::<C> {
+        x: u,
+        y: v,
+        z: C::FieldElement::ONE,
+        t: u * v,
+    }
+    .double(true)
+    .to_affine_vartime(&d)?;
+    let mut ext = vec![Ext::<C> {
+        x: u,
+        y: v,
+        z: C::FieldElement::ONE,
+        t: u * v,
+    }];
+    for i in 1..8 {
+        ext.push(ext[i - 1].add_mixed(&q2[0], &q2[1], &q2[2]));
+    }
+    let mut zs: Vec<C::FieldElement> = ext.iter().map(|p| p.z).collect();
+    batch_invert_vartime(&mut zs);
+    let mut odd = vec![q1];
+    for (p, zi) in ext.iter().zip(&zs).skip(1) {
+        let (u, v) = (p.x * zi, p.y * zi);
+        odd.push([u, v, d * u * v]);
+    }
+
+    let mut acc = Ext::<C>::identity();
+    let naf = crate::validate::wnaf5(z2_be);
+    for (i, &digit) in naf.iter().enumerate().rev() {
+        // T is needed by an addition right after, or by the fixed-base additions at the end.
+        acc = acc.double(digit != 0 || i == 0);
+        if digit != 0 {
+            let [u, v, w] = odd[usize::from(digit.unsigned_abs() / 2)];
+            acc = if digit > 0 {
+                acc.add_mixed(&u, &v, &w)
+            } else {
+                acc.add_mixed(&-u, &v, &-w)
+            };
+        }
+    }
+    for (i, &digit) in BaseTable::<C>::recode(z1_be).iter().enumerate() {
+        if digit != 0 {
+            let e = 3 * (i * ROW + digit.unsigned_abs() as usize - 1);
+            let u = C::fe_from_words(&table.words[e]);
+            let v = C::fe_from_words(&table.words[e + 1]);
+            let w = C::fe_from_words(&table.words[e + 2]);
+            acc = if digit > 0 {
+                acc.add_mixed(&u, &v, &w)
+            } else {
+                acc.add_mixed(&-u, &v, &-w)
+            };
+        }
+    }
+    // Back to Weierstrass: x = s(Z+Y)/(Z-Y) + t, y = s(Z+Y)·Z/((Z-Y)·X).
+    let den = (acc.z - acc.y) * acc.x;
+    let inv = Option::<C::FieldElement>::from(den.invert_vartime())?;
+    let n = ed.s * (acc.z + acc.y) * inv;
+    Some(((n * acc.x + ed.t).to_repr(), (n * acc.z).to_repr()))
 }
 
 /// Edwards data of a cofactor-4 curve: `d` and the map constants `s = (1-d)/4`,
@@ -585,7 +689,11 @@ pub(crate) fn verify_rs<C: GostCurve>(
     let z1 = *s * v;
     let z2 = -(*r * v);
     // Step 6: C = z1·P + z2·Q, R = x_C mod q.
-    let c = crate::validate::lincomb_vartime::<C>(&z1.to_repr(), q_point, &z2.to_repr());
+    let c = if C::EDWARDS_D.is_some() {
+        lincomb_vartime_edwards::<C>(&z1.to_repr(), q_point, &z2.to_repr())
+    } else {
+        crate::validate::lincomb_vartime::<C>(&z1.to_repr(), q_point, &z2.to_repr())
+    };
     let ok = match &c {
         Some((x, _)) => scalar_reduce_be::<C>(x) == *r,
         None => false,
@@ -648,6 +756,19 @@ mod tests {
     use super::*;
     use crate::curves::*;
 
+    /// The Jacobian path, and for the Edwards curves the Edwards path too (must agree).
+    fn lincomb_both<C: GostCurve>(
+        z1: &[u8],
+        q: &AffinePoint<C>,
+        z2: &[u8],
+    ) -> Option<(FieldBytes<C>, FieldBytes<C>)> {
+        let j = crate::validate::lincomb_vartime::<C>(z1, q, z2);
+        if C::EDWARDS_D.is_some() {
+            assert_eq!(lincomb_vartime_edwards::<C>(z1, q, z2), j, "{}", C::NAME);
+        }
+        j
+    }
+
     fn check_table<C: GostCurve>() {
         // k·P via the table equals k·P via primeorder's generic multiplication.
         for _ in 0..8 {
@@ -655,7 +776,7 @@ mod tests {
             let a = C::base_table().mul(&k);
             let b = ProjectivePoint::<C>::GENERATOR * k;
             assert_eq!(a, affine_xy::<C>(&b.to_affine()), "{}", C::NAME);
-            let v = crate::validate::lincomb_vartime::<C>(
+            let v = lincomb_both::<C>(
                 &k.to_repr(),
                 &AffinePoint::<C>::GENERATOR,
                 &Scalar::<C>::ZERO.to_repr(),
@@ -668,17 +789,13 @@ mod tests {
             if !bool::from(q.is_identity()) {
                 let want =
                     ProjectivePoint::<C>::GENERATOR * z1 + ProjectivePoint::<C>::from(q) * z2;
-                let got = crate::validate::lincomb_vartime::<C>(&z1.to_repr(), &q, &z2.to_repr());
+                let got = lincomb_both::<C>(&z1.to_repr(), &q, &z2.to_repr());
                 assert_eq!(got, affine_xy::<C>(&want.to_affine()), "{}", C::NAME);
                 // Including the cancelling case z1·P + (-z1/k)·Q = O and P + P (doubling).
                 let k_inv = Option::<Scalar<C>>::from(k.invert_vartime()).unwrap();
                 let z2c = -(z1 * k_inv);
-                assert_eq!(
-                    crate::validate::lincomb_vartime::<C>(&z1.to_repr(), &q, &z2c.to_repr()),
-                    None
-                );
-                let two =
-                    crate::validate::lincomb_vartime::<C>(&(z1 * k).to_repr(), &q, &z1.to_repr());
+                assert_eq!(lincomb_both::<C>(&z1.to_repr(), &q, &z2c.to_repr()), None);
+                let two = lincomb_both::<C>(&(z1 * k).to_repr(), &q, &z1.to_repr());
                 let want = ProjectivePoint::<C>::from(q) * (z1 + z1);
                 assert_eq!(two, affine_xy::<C>(&want.to_affine()), "{}", C::NAME);
             }
@@ -696,7 +813,7 @@ mod tests {
             let b = ProjectivePoint::<C>::GENERATOR * k;
             let a = C::base_table().mul(&k);
             assert_eq!(a, affine_xy::<C>(&b.to_affine()), "{}", C::NAME);
-            let v = crate::validate::lincomb_vartime::<C>(
+            let v = lincomb_both::<C>(
                 &k.to_repr(),
                 &AffinePoint::<C>::GENERATOR,
                 &Scalar::<C>::ZERO.to_repr(),

@@ -139,7 +139,7 @@ pub(crate) fn mul_exact<C: GostCurve>(
 
 /// Signed width-5 NAF of a big-endian integer, least significant digit first: digits in
 /// `{0, ±1, ±3, …, ±15}`, at most one non-zero digit in any 5 consecutive ones.
-fn wnaf5(be: &[u8]) -> Vec<i8> {
+pub(crate) fn wnaf5(be: &[u8]) -> Vec<i8> {
     // Little-endian 64-bit limbs plus one spare limb for the carries.
     let mut limbs = vec![0u64; be.len().div_ceil(8) + 1];
     for (i, b) in be.iter().rev().enumerate() {
