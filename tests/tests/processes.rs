@@ -117,17 +117,23 @@ fn sigkill_during_writes_keeps_every_reported_object() {
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
+        let (first_tx, first_rx) = std::sync::mpsc::channel();
         let reader = std::thread::spawn(move || {
             let mut created = Vec::new();
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if let Some(n) = line.strip_prefix("created ") {
                     created.push(n.parse::<usize>().unwrap());
+                    let _ = first_tx.send(());
                 }
             }
             created
         });
-        // Kill at a different moment each round (after the first objects exist).
-        std::thread::sleep(Duration::from_millis(150 + 37 * round as u64));
+        // Kill at a different moment each round, once the writer is writing (a loaded machine
+        // may take a while to start it).
+        first_rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the writer never created an object");
+        std::thread::sleep(Duration::from_millis(20 + 37 * round as u64));
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         let created = reader.join().unwrap();
