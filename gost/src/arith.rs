@@ -28,9 +28,6 @@ pub(crate) type Scalar<C> = <C as CurveArithmetic>::Scalar;
 
 /// What `lib.rs` needs from a curve beyond `primeorder`'s traits.
 pub(crate) trait GostCurve: PrimeCurveParams {
-    /// The `crypto-bigint` integer type of the field (U256 or U512).
-    #[allow(dead_code)]
-    type U;
     /// `m / q`: 1 or 4 (gost-pkcs11.md §3).
     const COFACTOR: u32;
     /// Module name, for diagnostics.

@@ -202,7 +202,6 @@ macro_rules! gost_curve {
             }
 
             impl $crate::arith::GostCurve for $curve {
-                type U = $uint;
                 type Words = [$crate::field::Word; <$uint>::LIMBS];
                 const COFACTOR: u32 = $cofactor;
                 const A_IS_MINUS_3: bool = $a_m3;
