@@ -8,7 +8,7 @@ set -euo pipefail
 build_pkgs=(pkgconf libpcsclite-dev gcc libc6-dev)
 test_pkgs=(
   openssl opensc softhsm2 gnutls-bin libnss3-tools p11-kit libp11-kit-dev
-  libengine-pkcs11-openssl libengine-gost-openssl
+  libengine-pkcs11-openssl libengine-gost-openssl libssl-dev
   pcscd pcsc-tools vsmartcard-vpcd yubico-piv-tool procps
   # interoperability tests (tests/tests/{nss,openssl,gnutls,p11kit,java,browsers}.rs)
   poppler-utils curl openjdk-17-jdk-headless chromium firefox-esr xvfb xdotool

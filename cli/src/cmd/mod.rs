@@ -1,5 +1,6 @@
 //! The subcommands.
 
+pub mod bench;
 pub mod delete;
 pub mod import;
 pub mod objects;
