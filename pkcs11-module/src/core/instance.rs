@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use token_api::attr::AttrRead;
 use token_api::ck::*;
 use token_api::config::Config;
+use token_api::ops::{CipherOp, ContextLogin, DigestOp, SignOp, VerifyOp};
 use token_api::{
     Error, MechInfo, Mechanism, ObjectId, Pin, Result, SlotInfo, SlotSource, Template, Token,
     TokenInfo, UserType,
@@ -65,6 +66,55 @@ impl KeyRole {
             KeyRole::Wrapping => CKR_WRAPPING_KEY_HANDLE_INVALID,
             KeyRole::Unwrapping => CKR_UNWRAPPING_KEY_HANDLE_INVALID,
         }
+    }
+}
+
+/// Which call of an operation is being made.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// `C_Sign`, `C_Encrypt`, `C_Digest`, ...: the whole input at once.
+    Single,
+    /// `C_SignUpdate`, `C_DigestKey`, ...
+    Update,
+    /// `C_SignFinal`, `C_EncryptFinal`, ...
+    Final,
+}
+
+/// What the shared state machine asks of every operation kind.
+trait OpKind {
+    fn multipart(&self) -> bool;
+    fn needs_context_login(&self) -> bool {
+        false
+    }
+}
+
+impl OpKind for dyn SignOp {
+    fn multipart(&self) -> bool {
+        SignOp::multipart(self)
+    }
+    fn needs_context_login(&self) -> bool {
+        ContextLogin::needs_context_login(self)
+    }
+}
+
+impl OpKind for dyn VerifyOp {
+    fn multipart(&self) -> bool {
+        VerifyOp::multipart(self)
+    }
+}
+
+impl OpKind for dyn CipherOp {
+    fn multipart(&self) -> bool {
+        CipherOp::multipart(self)
+    }
+    fn needs_context_login(&self) -> bool {
+        ContextLogin::needs_context_login(self)
+    }
+}
+
+impl OpKind for dyn DigestOp {
+    fn multipart(&self) -> bool {
+        true
     }
 }
 
@@ -528,98 +578,68 @@ impl Inner {
     }
 
     // ---------------------------------------------------------------- crypto operations
+    //
+    // Every operation kind follows one state machine (PKCS#11 3.0 §5.2 and the function
+    // descriptions): `*Init` starts it (CKR_OPERATION_ACTIVE if one runs), a single-part call or
+    // a `*Final` ends it unless it returns CKR_BUFFER_TOO_SMALL or answers a size query, an error
+    // ends it, and `*Update` continues it. `step` does the checks all calls share.
 
-    pub fn sign_init(
+    /// Start an operation of one kind in a session.
+    fn start<T: ?Sized>(
         &self,
         h: CK_SESSION_HANDLE,
-        m: &Mechanism,
-        key: CK_OBJECT_HANDLE,
+        slot: fn(&mut SessionState) -> &mut Option<Active<T>>,
+        init: impl FnOnce(&SessionCell) -> Result<Box<T>>,
     ) -> Result<()> {
         let s = self.session(h)?;
         let mut st = lock(&s.state);
-        if st.sign.is_some() {
+        if slot(&mut st).is_some() {
             return Err(Error::new(CKR_OPERATION_ACTIVE));
         }
-        let id = self.key(&s, key, KeyRole::Key)?;
-        let op = Self::key_rv(s.token.sign_init(&s.ctx(), m, id), KeyRole::Key);
-        st.sign = Some(Active::new(self.tok(&s, op)?));
+        let op = init(&s);
+        *slot(&mut st) = Some(Active::new(self.tok(&s, op)?));
         Ok(())
     }
 
-    pub fn sign(&self, h: CK_SESSION_HANDLE, data: &[u8], cap: Option<usize>) -> Result<Out> {
-        let s = self.session(h)?;
-        let mut st = lock(&s.state);
-        let a = st
-            .sign
-            .as_mut()
+    /// The checks every call on a running operation makes; returns it ready for `kind`.
+    fn step<T: ?Sized + OpKind>(
+        slot: &mut Option<Active<T>>,
+        kind: Step,
+    ) -> Result<&mut Active<T>> {
+        let a = slot
+            .as_ref()
             .ok_or_else(|| Error::new(CKR_OPERATION_NOT_INITIALIZED))?;
-        if a.multipart {
+        if kind == Step::Single && a.multipart {
+            // The operation stays: the application may still finish it with *Final.
             return Err(Error::with(
                 CKR_OPERATION_ACTIVE,
-                "C_Sign after C_SignUpdate",
+                "a single-part call after an update",
             ));
         }
-        if a.op.needs_context_login() {
-            st.sign = None;
-            return Err(Error::with(
-                CKR_USER_NOT_LOGGED_IN,
-                "the key needs C_Login(CKU_CONTEXT_SPECIFIC)",
-            ));
-        }
-        let Active { op, pending, .. } = a;
-        let bound = op.signature_len();
-        let r = deliver(pending, cap, bound, || op.sign(data));
-        self.finish_step(&s, &mut st.sign, r)
-    }
-
-    pub fn sign_update(&self, h: CK_SESSION_HANDLE, data: &[u8]) -> Result<()> {
-        let s = self.session(h)?;
-        let mut st = lock(&s.state);
-        let a = st
-            .sign
-            .as_mut()
-            .ok_or_else(|| Error::new(CKR_OPERATION_NOT_INITIALIZED))?;
-        if !a.op.multipart() {
-            st.sign = None;
-            return Err(Error::with(
+        let refusal = if kind != Step::Single && !a.op.multipart() {
+            Some(Error::with(
                 CKR_FUNCTION_NOT_SUPPORTED,
                 "this mechanism is single-part",
-            ));
-        }
-        a.multipart = true;
-        let r = a.op.update(data);
-        if r.is_err() {
-            st.sign = None;
-        }
-        self.tok(&s, r)
-    }
-
-    pub fn sign_final(&self, h: CK_SESSION_HANDLE, cap: Option<usize>) -> Result<Out> {
-        let s = self.session(h)?;
-        let mut st = lock(&s.state);
-        let a = st
-            .sign
-            .as_mut()
-            .ok_or_else(|| Error::new(CKR_OPERATION_NOT_INITIALIZED))?;
-        if !a.op.multipart() {
-            st.sign = None;
-            return Err(Error::with(
-                CKR_FUNCTION_NOT_SUPPORTED,
-                "this mechanism is single-part",
-            ));
-        }
-        if a.op.needs_context_login() {
-            st.sign = None;
-            return Err(Error::with(
+            ))
+        } else if kind != Step::Update && a.op.needs_context_login() {
+            Some(Error::with(
                 CKR_USER_NOT_LOGGED_IN,
                 "the key needs C_Login(CKU_CONTEXT_SPECIFIC)",
-            ));
+            ))
+        } else {
+            None
+        };
+        if let Some(e) = refusal {
+            *slot = None;
+            return Err(e);
         }
-        a.multipart = true;
-        let Active { op, pending, .. } = a;
-        let bound = op.signature_len();
-        let r = deliver(pending, cap, bound, || op.finish());
-        self.finish_step(&s, &mut st.sign, r)
+        let a = slot
+            .as_mut()
+            .ok_or_else(|| Error::new(CKR_OPERATION_NOT_INITIALIZED))?;
+        if kind != Step::Single {
+            a.multipart = true;
+        }
+        Ok(a)
     }
 
     /// After an output step: end the operation when it completed or failed.
@@ -643,90 +663,109 @@ impl Inner {
         }
     }
 
+    /// After an update or a call without output: end the operation if it failed.
+    fn end_on_error<T: ?Sized, R>(
+        &self,
+        s: &SessionCell,
+        slot: &mut Option<Active<T>>,
+        r: Result<R>,
+    ) -> Result<R> {
+        if r.is_err() {
+            *slot = None;
+        }
+        self.tok(s, r)
+    }
+
+    pub fn sign_init(
+        &self,
+        h: CK_SESSION_HANDLE,
+        m: &Mechanism,
+        key: CK_OBJECT_HANDLE,
+    ) -> Result<()> {
+        self.start(
+            h,
+            |st| &mut st.sign,
+            |s| {
+                let id = self.key(s, key, KeyRole::Key)?;
+                Self::key_rv(s.token.sign_init(&s.ctx(), m, id), KeyRole::Key)
+            },
+        )
+    }
+
+    pub fn sign(&self, h: CK_SESSION_HANDLE, data: &[u8], cap: Option<usize>) -> Result<Out> {
+        let s = self.session(h)?;
+        let mut st = lock(&s.state);
+        let Active { op, pending, .. } = Self::step(&mut st.sign, Step::Single)?;
+        let r = deliver(pending, cap, op.signature_len(), || op.sign(data));
+        self.finish_step(&s, &mut st.sign, r)
+    }
+
+    pub fn sign_update(&self, h: CK_SESSION_HANDLE, data: &[u8]) -> Result<()> {
+        let s = self.session(h)?;
+        let mut st = lock(&s.state);
+        let r = Self::step(&mut st.sign, Step::Update)?.op.update(data);
+        self.end_on_error(&s, &mut st.sign, r)
+    }
+
+    pub fn sign_final(&self, h: CK_SESSION_HANDLE, cap: Option<usize>) -> Result<Out> {
+        let s = self.session(h)?;
+        let mut st = lock(&s.state);
+        let Active { op, pending, .. } = Self::step(&mut st.sign, Step::Final)?;
+        let r = deliver(pending, cap, op.signature_len(), || op.finish());
+        self.finish_step(&s, &mut st.sign, r)
+    }
+
     pub fn verify_init(
         &self,
         h: CK_SESSION_HANDLE,
         m: &Mechanism,
         key: CK_OBJECT_HANDLE,
     ) -> Result<()> {
+        self.start(
+            h,
+            |st| &mut st.verify,
+            |s| {
+                let id = self.key(s, key, KeyRole::Key)?;
+                Self::key_rv(s.token.verify_init(&s.ctx(), m, id), KeyRole::Key)
+            },
+        )
+    }
+
+    /// `C_Verify` and `C_VerifyFinal` always end the operation (there is no output buffer).
+    fn verify_end(&self, h: CK_SESSION_HANDLE, kind: Step, data: &[u8], sig: &[u8]) -> Result<()> {
         let s = self.session(h)?;
         let mut st = lock(&s.state);
-        if st.verify.is_some() {
-            return Err(Error::new(CKR_OPERATION_ACTIVE));
-        }
-        let id = self.key(&s, key, KeyRole::Key)?;
-        let op = Self::key_rv(s.token.verify_init(&s.ctx(), m, id), KeyRole::Key);
-        st.verify = Some(Active::new(self.tok(&s, op)?));
-        Ok(())
+        let a = Self::step(&mut st.verify, kind)?;
+        let r = if kind == Step::Single {
+            a.op.verify(data, sig)
+        } else {
+            a.op.finish(sig)
+        };
+        st.verify = None;
+        self.tok(&s, r)
     }
 
     pub fn verify(&self, h: CK_SESSION_HANDLE, data: &[u8], sig: &[u8]) -> Result<()> {
-        let s = self.session(h)?;
-        let mut st = lock(&s.state);
-        let a = st
-            .verify
-            .take()
-            .ok_or_else(|| Error::new(CKR_OPERATION_NOT_INITIALIZED))?;
-        if a.multipart {
-            return Err(Error::with(
-                CKR_OPERATION_ACTIVE,
-                "C_Verify after C_VerifyUpdate",
-            ));
-        }
-        let mut op = a.op;
-        let r = op.verify(data, sig);
-        self.tok(&s, r)
+        self.verify_end(h, Step::Single, data, sig)
     }
 
     pub fn verify_update(&self, h: CK_SESSION_HANDLE, data: &[u8]) -> Result<()> {
         let s = self.session(h)?;
         let mut st = lock(&s.state);
-        let a = st
-            .verify
-            .as_mut()
-            .ok_or_else(|| Error::new(CKR_OPERATION_NOT_INITIALIZED))?;
-        if !a.op.multipart() {
-            st.verify = None;
-            return Err(Error::with(
-                CKR_FUNCTION_NOT_SUPPORTED,
-                "this mechanism is single-part",
-            ));
-        }
-        a.multipart = true;
-        let r = a.op.update(data);
-        if r.is_err() {
-            st.verify = None;
-        }
-        self.tok(&s, r)
+        let r = Self::step(&mut st.verify, Step::Update)?.op.update(data);
+        self.end_on_error(&s, &mut st.verify, r)
     }
 
     pub fn verify_final(&self, h: CK_SESSION_HANDLE, sig: &[u8]) -> Result<()> {
-        let s = self.session(h)?;
-        let mut st = lock(&s.state);
-        let a = st
-            .verify
-            .take()
-            .ok_or_else(|| Error::new(CKR_OPERATION_NOT_INITIALIZED))?;
-        if !a.op.multipart() {
-            return Err(Error::with(
-                CKR_FUNCTION_NOT_SUPPORTED,
-                "this mechanism is single-part",
-            ));
-        }
-        let mut op = a.op;
-        let r = op.finish(sig);
-        self.tok(&s, r)
+        self.verify_end(h, Step::Final, &[], sig)
     }
 
     /// Encrypt or decrypt: the two share their state machine.
-    fn cipher_slot(
-        st: &mut SessionState,
-        decrypt: bool,
-    ) -> &mut Option<Active<dyn token_api::ops::CipherOp>> {
+    fn cipher_slot(decrypt: bool) -> fn(&mut SessionState) -> &mut Option<Active<dyn CipherOp>> {
         if decrypt {
-            &mut st.decrypt
+            |st| &mut st.decrypt
         } else {
-            &mut st.encrypt
+            |st| &mut st.encrypt
         }
     }
 
@@ -737,20 +776,15 @@ impl Inner {
         m: &Mechanism,
         key: CK_OBJECT_HANDLE,
     ) -> Result<()> {
-        let s = self.session(h)?;
-        let mut st = lock(&s.state);
-        let slot = Self::cipher_slot(&mut st, decrypt);
-        if slot.is_some() {
-            return Err(Error::new(CKR_OPERATION_ACTIVE));
-        }
-        let id = self.key(&s, key, KeyRole::Key)?;
-        let op = if decrypt {
-            s.token.decrypt_init(&s.ctx(), m, id)
-        } else {
-            s.token.encrypt_init(&s.ctx(), m, id)
-        };
-        *slot = Some(Active::new(self.tok(&s, Self::key_rv(op, KeyRole::Key))?));
-        Ok(())
+        self.start(h, Self::cipher_slot(decrypt), |s| {
+            let id = self.key(s, key, KeyRole::Key)?;
+            let op = if decrypt {
+                s.token.decrypt_init(&s.ctx(), m, id)
+            } else {
+                s.token.encrypt_init(&s.ctx(), m, id)
+            };
+            Self::key_rv(op, KeyRole::Key)
+        })
     }
 
     pub fn cipher(
@@ -762,26 +796,11 @@ impl Inner {
     ) -> Result<Out> {
         let s = self.session(h)?;
         let mut st = lock(&s.state);
-        let slot = Self::cipher_slot(&mut st, decrypt);
-        let a = slot
-            .as_mut()
-            .ok_or_else(|| Error::new(CKR_OPERATION_NOT_INITIALIZED))?;
-        if a.multipart {
-            return Err(Error::with(
-                CKR_OPERATION_ACTIVE,
-                "single-part call after an update",
-            ));
-        }
-        if a.op.needs_context_login() {
-            *slot = None;
-            return Err(Error::with(
-                CKR_USER_NOT_LOGGED_IN,
-                "the key needs C_Login(CKU_CONTEXT_SPECIFIC)",
-            ));
-        }
-        let Active { op, pending, .. } = a;
-        let bound = op.output_len(input.len());
-        let r = deliver(pending, cap, bound, || op.one_shot(input));
+        let slot = Self::cipher_slot(decrypt)(&mut st);
+        let Active { op, pending, .. } = Self::step(slot, Step::Single)?;
+        let r = deliver(pending, cap, op.output_len(input.len()), || {
+            op.one_shot(input)
+        });
         self.finish_step(&s, slot, r)
     }
 
@@ -794,34 +813,19 @@ impl Inner {
     ) -> Result<Out> {
         let s = self.session(h)?;
         let mut st = lock(&s.state);
-        let slot = Self::cipher_slot(&mut st, decrypt);
-        let a = slot
-            .as_mut()
-            .ok_or_else(|| Error::new(CKR_OPERATION_NOT_INITIALIZED))?;
-        if !a.op.multipart() {
-            *slot = None;
-            return Err(Error::with(
-                CKR_FUNCTION_NOT_SUPPORTED,
-                "this mechanism is single-part",
-            ));
-        }
-        if a.op.needs_context_login() {
+        let slot = Self::cipher_slot(decrypt)(&mut st);
+        let Active { op, pending, .. } = Self::step(slot, Step::Update)?;
+        if op.needs_context_login() {
             *slot = None;
             return Err(Error::with(
                 CKR_USER_NOT_LOGGED_IN,
                 "the key needs C_Login(CKU_CONTEXT_SPECIFIC)",
             ));
         }
-        a.multipart = true;
-        let Active { op, pending, .. } = a;
-        let bound = op.output_len(input.len());
-        match deliver(pending, cap, bound, || op.update(input)) {
-            Ok((out, _)) => Ok(out),
-            Err(e) => {
-                *slot = None;
-                self.tok(&s, Err(e))
-            }
-        }
+        let r = deliver(pending, cap, op.output_len(input.len()), || {
+            op.update(input)
+        });
+        self.end_on_error(&s, slot, r).map(|(out, _)| out)
     }
 
     pub fn cipher_final(
@@ -832,51 +836,21 @@ impl Inner {
     ) -> Result<Out> {
         let s = self.session(h)?;
         let mut st = lock(&s.state);
-        let slot = Self::cipher_slot(&mut st, decrypt);
-        let a = slot
-            .as_mut()
-            .ok_or_else(|| Error::new(CKR_OPERATION_NOT_INITIALIZED))?;
-        if !a.op.multipart() {
-            *slot = None;
-            return Err(Error::with(
-                CKR_FUNCTION_NOT_SUPPORTED,
-                "this mechanism is single-part",
-            ));
-        }
-        a.multipart = true;
-        let Active { op, pending, .. } = a;
-        let bound = op.final_len();
-        let r = deliver(pending, cap, bound, || op.finish());
+        let slot = Self::cipher_slot(decrypt)(&mut st);
+        let Active { op, pending, .. } = Self::step(slot, Step::Final)?;
+        let r = deliver(pending, cap, op.final_len(), || op.finish());
         self.finish_step(&s, slot, r)
     }
 
     pub fn digest_init(&self, h: CK_SESSION_HANDLE, m: &Mechanism) -> Result<()> {
-        let s = self.session(h)?;
-        let mut st = lock(&s.state);
-        if st.digest.is_some() {
-            return Err(Error::new(CKR_OPERATION_ACTIVE));
-        }
-        let op = s.token.digest_init(&s.ctx(), m);
-        st.digest = Some(Active::new(self.tok(&s, op)?));
-        Ok(())
+        self.start(h, |st| &mut st.digest, |s| s.token.digest_init(&s.ctx(), m))
     }
 
     pub fn digest(&self, h: CK_SESSION_HANDLE, data: &[u8], cap: Option<usize>) -> Result<Out> {
         let s = self.session(h)?;
         let mut st = lock(&s.state);
-        let a = st
-            .digest
-            .as_mut()
-            .ok_or_else(|| Error::new(CKR_OPERATION_NOT_INITIALIZED))?;
-        if a.multipart {
-            return Err(Error::with(
-                CKR_OPERATION_ACTIVE,
-                "C_Digest after C_DigestUpdate",
-            ));
-        }
-        let Active { op, pending, .. } = a;
-        let bound = op.digest_len();
-        let r = deliver(pending, cap, bound, || {
+        let Active { op, pending, .. } = Self::step(&mut st.digest, Step::Single)?;
+        let r = deliver(pending, cap, op.digest_len(), || {
             op.update(data)?;
             op.finish()
         });
@@ -886,51 +860,26 @@ impl Inner {
     pub fn digest_update(&self, h: CK_SESSION_HANDLE, data: &[u8]) -> Result<()> {
         let s = self.session(h)?;
         let mut st = lock(&s.state);
-        let a = st
-            .digest
-            .as_mut()
-            .ok_or_else(|| Error::new(CKR_OPERATION_NOT_INITIALIZED))?;
-        a.multipart = true;
-        let r = a.op.update(data);
-        if r.is_err() {
-            st.digest = None;
-        }
-        r
+        let r = Self::step(&mut st.digest, Step::Update)?.op.update(data);
+        self.end_on_error(&s, &mut st.digest, r)
     }
 
     pub fn digest_key(&self, h: CK_SESSION_HANDLE, key: CK_OBJECT_HANDLE) -> Result<()> {
         let s = self.session(h)?;
         let mut st = lock(&s.state);
-        if st.digest.is_none() {
-            return Err(Error::new(CKR_OPERATION_NOT_INITIALIZED));
-        }
-        let id = self.key(&s, key, KeyRole::Key)?;
-        let value = Self::key_rv(s.token.digest_key_value(&s.ctx(), id), KeyRole::Key);
-        let r = self.tok(&s, value).and_then(|v| {
-            let a = st
-                .digest
-                .as_mut()
-                .ok_or_else(|| Error::new(CKR_OPERATION_NOT_INITIALIZED))?;
-            a.multipart = true;
-            a.op.update(&v)
-        });
-        if r.is_err() {
-            st.digest = None;
-        }
-        r
+        Self::step(&mut st.digest, Step::Update)?;
+        let value = self
+            .key(&s, key, KeyRole::Key)
+            .and_then(|id| Self::key_rv(s.token.digest_key_value(&s.ctx(), id), KeyRole::Key));
+        let r = value.and_then(|v| Self::step(&mut st.digest, Step::Update)?.op.update(&v));
+        self.end_on_error(&s, &mut st.digest, r)
     }
 
     pub fn digest_final(&self, h: CK_SESSION_HANDLE, cap: Option<usize>) -> Result<Out> {
         let s = self.session(h)?;
         let mut st = lock(&s.state);
-        let a = st
-            .digest
-            .as_mut()
-            .ok_or_else(|| Error::new(CKR_OPERATION_NOT_INITIALIZED))?;
-        a.multipart = true;
-        let Active { op, pending, .. } = a;
-        let bound = op.digest_len();
-        let r = deliver(pending, cap, bound, || op.finish());
+        let Active { op, pending, .. } = Self::step(&mut st.digest, Step::Final)?;
+        let r = deliver(pending, cap, op.digest_len(), || op.finish());
         self.finish_step(&s, &mut st.digest, r)
     }
 
