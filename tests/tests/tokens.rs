@@ -304,3 +304,46 @@ fn klyuch_tests_slot(f: &Fixture, label: &str) -> Slot {
         .find(|s| f.p11().get_token_info(*s).unwrap().label() == label)
         .expect(label)
 }
+
+#[test]
+fn always_authenticate_keys_need_a_context_specific_login() {
+    use cryptoki::mechanism::Mechanism;
+    let f = Fixture::new();
+    let slot = f.init_token("ctx");
+    let s = f.user_session(slot);
+    // RFC 5480 §2.1.1.1: secp256r1.
+    let p256 = vec![0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+    let (pubk, privk) = s
+        .generate_key_pair(
+            &Mechanism::EccKeyPairGen,
+            &[Attribute::EcParams(p256), Attribute::Verify(true)],
+            &[Attribute::Sign(true), Attribute::AlwaysAuthenticate(true)],
+        )
+        .unwrap();
+    // (cryptoki's one-call sign() runs C_SignInit itself, so the tests use the multi-part calls
+    // to put C_Login(CKU_CONTEXT_SPECIFIC) between C_SignInit and the signature.)
+    // Without the context login the signature is refused (and the operation ends).
+    s.sign_init(&Mechanism::EcdsaSha256, privk).unwrap();
+    assert_eq!(rv(s.sign_update(b"m")), RvError::UserNotLoggedIn);
+    assert_eq!(rv(s.sign_final()), RvError::OperationNotInitialized);
+    // No operation waiting: a context login has nothing to authenticate.
+    assert_eq!(
+        rv(s.login(UserType::ContextSpecific, Some(&pin(USER_PIN)))),
+        RvError::OperationNotInitialized
+    );
+    // With it, the signature is made; a wrong context PIN counts against the lockout.
+    s.sign_init(&Mechanism::EcdsaSha256, privk).unwrap();
+    assert_eq!(
+        rv(s.login(UserType::ContextSpecific, Some(&pin("0000")))),
+        RvError::PinIncorrect
+    );
+    assert!(f.p11().get_token_info(slot).unwrap().user_pin_count_low());
+    s.login(UserType::ContextSpecific, Some(&pin(USER_PIN)))
+        .unwrap();
+    s.sign_update(b"m").unwrap();
+    let sig = s.sign_final().unwrap();
+    s.verify(&Mechanism::EcdsaSha256, pubk, b"m", &sig).unwrap();
+    // Every new signature needs its own context login.
+    s.sign_init(&Mechanism::EcdsaSha256, privk).unwrap();
+    assert_eq!(rv(s.sign_update(b"m")), RvError::UserNotLoggedIn);
+}

@@ -582,7 +582,9 @@ impl Inner {
     // Every operation kind follows one state machine (PKCS#11 3.0 §5.2 and the function
     // descriptions): `*Init` starts it (CKR_OPERATION_ACTIVE if one runs), a single-part call or
     // a `*Final` ends it unless it returns CKR_BUFFER_TOO_SMALL or answers a size query, an error
-    // ends it, and `*Update` continues it. `step` does the checks all calls share.
+    // ends it, and `*Update` continues it. With a CKA_ALWAYS_AUTHENTICATE key the context-specific
+    // login must come right after `*Init`, before the first call that uses the key (PKCS#11 3.0
+    // §5.6 C_Login). `step` does the checks all calls share.
 
     /// Start an operation of one kind in a session.
     fn start<T: ?Sized>(
@@ -621,7 +623,7 @@ impl Inner {
                 CKR_FUNCTION_NOT_SUPPORTED,
                 "this mechanism is single-part",
             ))
-        } else if kind != Step::Update && a.op.needs_context_login() {
+        } else if a.op.needs_context_login() {
             Some(Error::with(
                 CKR_USER_NOT_LOGGED_IN,
                 "the key needs C_Login(CKU_CONTEXT_SPECIFIC)",
@@ -815,13 +817,6 @@ impl Inner {
         let mut st = lock(&s.state);
         let slot = Self::cipher_slot(decrypt)(&mut st);
         let Active { op, pending, .. } = Self::step(slot, Step::Update)?;
-        if op.needs_context_login() {
-            *slot = None;
-            return Err(Error::with(
-                CKR_USER_NOT_LOGGED_IN,
-                "the key needs C_Login(CKU_CONTEXT_SPECIFIC)",
-            ));
-        }
         let r = deliver(pending, cap, op.output_len(input.len()), || {
             op.update(input)
         });
