@@ -36,8 +36,7 @@ pub(crate) enum KeyKind {
     },
     /// A secret key's value (AES, generic secret, HMAC key types).
     Secret(Zeroizing<Vec<u8>>),
-    /// A GOST key (see `gost.rs`).
-    #[allow(dead_code)]
+    /// A GOST R 34.10-2012 key (see `gost.rs`).
     Gost(gost::GostKey),
 }
 
@@ -61,7 +60,14 @@ const SECRET_TYPES: &[CK_KEY_TYPE] = &[
     CKK_SHA256_HMAC,
     CKK_SHA384_HMAC,
     CKK_SHA512_HMAC,
+    CKK_GOSTR3411,
+    CKK_GOST28147,
+    CKK_KUZNYECHIK,
+    CKK_MAGMA,
 ];
+
+/// The GOST block cipher key types: 256-bit keys (GOST 28147-89, GOST R 34.12-2015).
+const GOST_CIPHER_TYPES: &[CK_KEY_TYPE] = &[CKK_GOST28147, CKK_KUZNYECHIK, CKK_MAGMA];
 
 impl Key {
     /// Build a key from an object's attributes. Reads `CKA_CLASS` and `CKA_KEY_TYPE`, then the
@@ -84,7 +90,7 @@ impl Key {
                 "the object is not a key",
             ));
         }
-        if gost::is_gost_key_type(key_type) {
+        if gost::is_gost_key_type(key_type) && class != CKO_SECRET_KEY {
             let (k, size) = gost::key_from_attributes(class, key_type, attrs)?;
             return Ok(Key {
                 class,
@@ -192,6 +198,11 @@ impl Key {
                 }
                 if kt == CKK_AES && ![16, 24, 32].contains(&v.len()) {
                     return Err(value_invalid("an AES key is 16, 24 or 32 bytes"));
+                }
+                if GOST_CIPHER_TYPES.contains(&kt) && v.len() != 32 {
+                    return Err(value_invalid(
+                        "GOST 28147-89 / Kuznyechik / Magma keys are 32 bytes",
+                    ));
                 }
                 (v.len(), KeyKind::Secret(Zeroizing::new(v.to_vec())))
             }

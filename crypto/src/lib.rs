@@ -17,10 +17,11 @@
 //! | digest | `SHA_1`, `SHA224`, `SHA256`, `SHA384`, `SHA512` | |
 //! | HMAC | `SHA*_HMAC`, `SHA*_HMAC_GENERAL`, `GENERIC_SECRET_KEY_GEN` | 1-4096 bytes (generation: 8-32768 bits) |
 //! | AES | `AES_KEY_GEN`, `AES_ECB`, `AES_CBC`, `AES_CBC_PAD`, `AES_CTR`, `AES_GCM`, `AES_KEY_WRAP`, `AES_KEY_WRAP_PAD` | 16-32 bytes |
+//! | GOST (`gost.rs`) | `GOSTR3410_KEY_PAIR_GEN`, `GOSTR3410_512_KEY_PAIR_GEN`, `GOSTR3410`, `GOSTR3410_512`, `GOSTR3410_WITH_GOSTR3411_12_256/512`, `GOSTR3411_12_256/512`, `GOSTR3411_12_256/512_HMAC`, `GOSTR3410_12_DERIVE` (`CKD_NULL`) | 256 / 512 bits (HMAC: 1-4096 bytes) |
 //!
 //! Limits: EdDSA is single-part and pure Ed25519 only (no Ed25519ph/ctx, no Ed448); AES key wrap
 //! takes 128- and 256-bit wrapping keys only (aws-lc-rs has no AES-192 KEK); GCM takes IVs of
-//! 1-256 bytes and tags of 32, 64 or 96-128 bits; GOST arrives through `gost.rs`.
+//! 1-256 bytes and tags of 32, 64 or 96-128 bits; GOST VKO has no `CKD_CPDIVERSIFY_KDF`.
 //!
 //! `unsafe` is allowed in `ffi.rs` only (raw `aws-lc-sys` calls: RSA keys from components and the
 //! raw RSA operations, ECDSA over a raw hash of any length, AES-GCM with non-default IV/tag sizes).

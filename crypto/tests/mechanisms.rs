@@ -598,10 +598,12 @@ fn key_errors() {
     assert_eq!(rv(Key::from_attributes(&t)), CKR_KEY_TYPE_INCONSISTENT);
     t.set_ulong(CKA_CLASS, CKO_DATA);
     assert_eq!(rv(Key::from_attributes(&t)), CKR_KEY_TYPE_INCONSISTENT);
-    // GOST keys go to the GOST seam (not supported yet)
+    // GOST keys go to the GOST seam: CKA_GOSTR3410_PARAMS is required
     let mut g = Template::new();
     g.set_ulong(CKA_CLASS, CKO_PRIVATE_KEY);
     g.set_ulong(CKA_KEY_TYPE, CKK_GOSTR3410_512);
+    assert_eq!(rv(Key::from_attributes(&g)), CKR_TEMPLATE_INCOMPLETE);
+    g.set_ulong(CKA_CLASS, CKO_SECRET_KEY);
     assert_eq!(rv(Key::from_attributes(&g)), CKR_KEY_TYPE_INCONSISTENT);
     // inconsistent RSA private key
     let (_, _, _, mut privt) = rsa(1024);
