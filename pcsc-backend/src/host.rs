@@ -3,10 +3,9 @@
 //! few remaining DER structures from the `der` crate.
 //!
 //! * hashing for hash-and-sign mechanisms: the digest mechanisms of `klyuch-crypto`
-//!   ([`digest_op`]); Streebog from the `streebog` crate until `klyuch-crypto` registers the GOST
-//!   digest mechanisms (then the registry wins, without a change here);
-//! * which hash goes with which raw signature: [`klyuch_crypto::hash_then_sign`] (plus the two
-//!   GOST pairs until `klyuch-crypto` knows them);
+//!   ([`digest_op`]), Streebog included;
+//! * which hash goes with which raw signature: [`klyuch_crypto::hash_then_sign`] (GOST pairs
+//!   included);
 //! * certificates and SubjectPublicKeyInfo to PKCS#11 attributes: [`klyuch_crypto::x509`];
 //!   `CKA_PUBLIC_KEY_INFO` of keys without a certificate: [`klyuch_crypto::Key::public_key_info`];
 //! * ECDSA-Sig-Value (PIV's signature format) to PKCS#11's `r || s`: `der`.
@@ -70,26 +69,10 @@ impl KeyKind {
 
 // ------------------------------------------------------------------ hashing
 
-/// The GOST hash-and-sign mechanisms as (digest mechanism, raw signature mechanism), for as long
-/// as `klyuch-crypto`'s registry does not know them (TC26 mechanisms, gost-pkcs11.md §2.1).
-const GOST_PAIRS: &[(CK_MECHANISM_TYPE, CK_MECHANISM_TYPE, CK_MECHANISM_TYPE)] = &[
-    (
-        CKM_GOSTR3410_WITH_GOSTR3411_12_256,
-        CKM_GOSTR3411_12_256,
-        CKM_GOSTR3410,
-    ),
-    (
-        CKM_GOSTR3410_WITH_GOSTR3411_12_512,
-        CKM_GOSTR3411_12_512,
-        CKM_GOSTR3410_512,
-    ),
-];
-
 /// A hash-and-sign mechanism split into (digest mechanism, raw signature mechanism), or `None`
 /// for a raw mechanism.
 pub fn hash_then_sign(mech: CK_MECHANISM_TYPE) -> Option<(CK_MECHANISM_TYPE, CK_MECHANISM_TYPE)> {
     klyuch_crypto::hash_then_sign(mech)
-        .or_else(|| GOST_PAIRS.iter().find(|p| p.0 == mech).map(|p| (p.1, p.2)))
 }
 
 /// Output length of a digest mechanism this backend hashes with.
@@ -104,17 +87,11 @@ pub fn digest_len(mech: CK_MECHANISM_TYPE) -> Option<usize> {
     })
 }
 
-/// A running hash for a digest mechanism: `klyuch-crypto`'s implementation when it has one,
-/// else Streebog from the `streebog` crate.
+/// A running hash for a digest mechanism (`klyuch-crypto`'s digest mechanisms: SHA and
+/// Streebog).
 pub fn digest_op(mech: CK_MECHANISM_TYPE) -> Result<Box<dyn DigestOp>> {
-    if let Some(imp) = klyuch_crypto::find(mech) {
-        if imp.info().flags & CKF_DIGEST != 0 {
-            return imp.digest_init(&MechParam::None);
-        }
-    }
-    match mech {
-        CKM_GOSTR3411_12_256 => Ok(Box::new(Streebog::S256(Some(Default::default())))),
-        CKM_GOSTR3411_12_512 => Ok(Box::new(Streebog::S512(Some(Default::default())))),
+    match klyuch_crypto::find(mech) {
+        Some(imp) if imp.info().flags & CKF_DIGEST != 0 => imp.digest_init(&MechParam::None),
         _ => Err(Error::mechanism_invalid()),
     }
 }
@@ -124,38 +101,6 @@ pub fn hash(mech: CK_MECHANISM_TYPE, data: &[u8]) -> Result<Vec<u8>> {
     let mut op = digest_op(mech)?;
     op.update(data)?;
     op.finish()
-}
-
-/// GOST R 34.11-2012 (Streebog) from the `streebog` crate.
-enum Streebog {
-    S256(Option<streebog::Streebog256>),
-    S512(Option<streebog::Streebog512>),
-}
-
-impl DigestOp for Streebog {
-    fn digest_len(&self) -> usize {
-        match self {
-            Streebog::S256(_) => 32,
-            Streebog::S512(_) => 64,
-        }
-    }
-    fn update(&mut self, data: &[u8]) -> Result<()> {
-        use digest::Digest;
-        let done = || Error::new(CKR_OPERATION_NOT_INITIALIZED);
-        match self {
-            Streebog::S256(h) => h.as_mut().ok_or_else(done)?.update(data),
-            Streebog::S512(h) => h.as_mut().ok_or_else(done)?.update(data),
-        }
-        Ok(())
-    }
-    fn finish(&mut self) -> Result<Vec<u8>> {
-        use digest::Digest;
-        let done = || Error::new(CKR_OPERATION_NOT_INITIALIZED);
-        Ok(match self {
-            Streebog::S256(h) => h.take().ok_or_else(done)?.finalize().to_vec(),
-            Streebog::S512(h) => h.take().ok_or_else(done)?.finalize().to_vec(),
-        })
-    }
 }
 
 // ------------------------------------------------------------------ host-side key operations
@@ -305,7 +250,7 @@ pub fn public_key_from_spki(spki: &[u8]) -> Result<(Template, KeyKind)> {
 }
 
 /// `CKA_PUBLIC_KEY_INFO` of a public key template without one: the SubjectPublicKeyInfo as
-/// `klyuch-crypto` encodes it (RSA and EC today, GOST once `klyuch-crypto` has GOST keys).
+/// `klyuch-crypto` encodes it (RSA, EC and GOST).
 pub fn public_key_info(public: &Template) -> Result<Vec<u8>> {
     let mut t = public.clone();
     t.set_ulong(CKA_CLASS, CKO_PUBLIC_KEY);
@@ -317,7 +262,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn hashing_through_the_registry_and_streebog() {
+    fn hashing_through_the_registry_streebog_included() {
         // FIPS 180-2 Appendix B.1 ("abc").
         assert_eq!(
             hex::encode_upper(hash(CKM_SHA256, b"abc").unwrap()),

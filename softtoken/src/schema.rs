@@ -212,6 +212,9 @@ const GOST_PRIVATE: &[Spec] = &[
     s(CKA_GOSTR3411_PARAMS, Bytes, C4 | C6 | C8, D::None),
     s(CKA_GOST28147_PARAMS, Bytes, C4 | C6 | C8, D::None),
 ];
+/// DER of id-tc26-gost3411-12-256 (1.2.643.7.1.1.2.2) and -512 (1.2.643.7.1.1.2.3), RFC 9215 §3.
+const STREEBOG_256_OID: &[u8] = &[0x06, 0x08, 0x2A, 0x85, 0x03, 0x07, 0x01, 0x01, 0x02, 0x02];
+const STREEBOG_512_OID: &[u8] = &[0x06, 0x08, 0x2A, 0x85, 0x03, 0x07, 0x01, 0x01, 0x02, 0x03];
 /// Secret keys whose length is chosen at generation (`CKA_VALUE_LEN` required then).
 const SECRET_VARIABLE: &[Spec] = &[
     s(CKA_VALUE, Bytes, C1 | C4 | C6 | C7, D::None),
@@ -468,6 +471,16 @@ pub fn new_object(
                 }
                 _ => out.set_ulong(CKA_MODULUS_BITS, bits),
             }
+        }
+    }
+    // GOST keys: CKA_GOSTR3411_PARAMS defaults to the Streebog of the key size (DER OIDs
+    // id-tc26-gost3411-12-256 1.2.643.7.1.1.2.2 / -512 1.2.643.7.1.1.2.3, gost-pkcs11.md §2.3;
+    // the vendor tokens' templates carry it, gost-pkcs11.md §2.2).
+    if matches!(class, CKO_PUBLIC_KEY | CKO_PRIVATE_KEY) && !out.contains(CKA_GOSTR3411_PARAMS) {
+        match key_type {
+            Some(CKK_GOSTR3410) => out.set(CKA_GOSTR3411_PARAMS, STREEBOG_256_OID.to_vec()),
+            Some(CKK_GOSTR3410_512) => out.set(CKA_GOSTR3411_PARAMS, STREEBOG_512_OID.to_vec()),
+            _ => {}
         }
     }
     if class == CKO_SECRET_KEY
