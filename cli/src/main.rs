@@ -88,6 +88,8 @@ enum Command {
     Import(cmd::import::ImportArgs),
     /// Delete objects from a token
     Delete(cmd::delete::DeleteArgs),
+    /// Make a PKCS#10 certification request signed by a token key (RSA, EC, GOST)
+    Csr(cmd::csr::CsrArgs),
     /// Benchmark Klyuch's module against SoftHSMv2 (and raw aws-lc-rs, OpenSSL's GOST engine)
     Bench(cmd::bench::BenchArgs),
 }
@@ -101,6 +103,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Objects(a) => cmd::objects::run(g.module.as_deref(), &g.selector(), &a),
         Command::Import(a) => cmd::import::run(g.module.as_deref(), &g.selector(), &a),
         Command::Delete(a) => cmd::delete::run(g.module.as_deref(), &g.selector(), &a),
+        Command::Csr(a) => cmd::csr::run(g.module.as_deref(), &g.selector(), &a),
         Command::Bench(a) => cmd::bench::run(g.module.as_deref(), &a),
     }
 }

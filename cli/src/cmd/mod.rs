@@ -1,6 +1,7 @@
 //! The subcommands.
 
 pub mod bench;
+pub mod csr;
 pub mod delete;
 pub mod import;
 pub mod objects;
