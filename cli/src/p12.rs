@@ -309,6 +309,75 @@ mod tests {
         check(&["-certpbe", "NONE", "-keypbe", "NONE", "-nomac"]);
     }
 
+    /// GOST PKCS#12 of OpenSSL's GOST engine: a GOST R 34.10-2012 key and certificate, the bags
+    /// encrypted with Kuznyechik-CTR-ACPKM, Magma-CTR-ACPKM or GOST 28147-89 (PBES2), the MAC
+    /// HMAC-Streebog-512; a non-ASCII passphrase (PBKDF2 takes its UTF-8 bytes).
+    #[test]
+    fn gost_engine_pbes2_and_streebog_mac() {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = |args: &[&str]| {
+            Command::new("openssl")
+                .args(args)
+                .current_dir(dir.path())
+                .output()
+                .is_ok_and(|o| o.status.success())
+        };
+        if !ok(&[
+            "req",
+            "-x509",
+            "-new",
+            "-engine",
+            "gost",
+            "-newkey",
+            "gost2012_256",
+            "-pkeyopt",
+            "paramset:A",
+            "-nodes",
+            "-keyout",
+            "k.pem",
+            "-out",
+            "c.pem",
+            "-subj",
+            "/CN=gost",
+            "-days",
+            "2",
+        ]) {
+            eprintln!("note: OpenSSL's GOST engine is not available; skipped");
+            return;
+        }
+        for pbe in ["kuznyechik-ctr-acpkm", "magma-ctr-acpkm", "gost89"] {
+            assert!(ok(&[
+                "pkcs12",
+                "-engine",
+                "gost",
+                "-export",
+                "-inkey",
+                "k.pem",
+                "-in",
+                "c.pem",
+                "-keypbe",
+                pbe,
+                "-certpbe",
+                pbe,
+                "-macalg",
+                "md_gost12_512",
+                "-passout",
+                "pass:пароль",
+                "-out",
+                "g.p12",
+            ]));
+            let der = std::fs::read(dir.path().join("g.p12")).unwrap();
+            let c = parse(&der, &SecretString::from("пароль")).unwrap();
+            assert_eq!((c.keys.len(), c.certs.len()), (1, 1), "{pbe}");
+            let t = klyuch_crypto::pkcs8::private_key_attributes(&c.keys[0].value).unwrap();
+            assert_eq!(t.get(token_api::ck::CKA_VALUE).map(<[u8]>::len), Some(32));
+            assert!(matches!(
+                parse(&der, &SecretString::from("Пароль")),
+                Err(P12Error::Pbe(PbeError::WrongPassword))
+            ));
+        }
+    }
+
     #[test]
     fn not_a_pfx() {
         assert!(!is_pfx(b"hello"));

@@ -933,3 +933,90 @@ fn klyuch_import_pkcs8_then_csr() {
         assert!(out.contains("verify OK"), "{out}");
     }
 }
+
+#[test]
+fn klyuch_import_gost_pkcs12() {
+    require_gost!();
+    let Some(bin) = klyuch_bin() else {
+        eprintln!("SKIPPED: the klyuch tool is not built (cargo build -p klyuch)");
+        return;
+    };
+    let f = Fixture::new();
+    let slot = f.init_token("gost-p12");
+    std::fs::write(f.path("msg.txt"), MSG).unwrap();
+    let _ = openssl_key(&f, "gost2012_512", "B", "b");
+    // PKCS#12 with GOST PBES2 (Kuznyechik / Magma CTR-ACPKM, GOST 28147-89) and the
+    // Streebog-512 MAC, made by `openssl pkcs12 -engine gost -export`
+    openssl(
+        &f,
+        &[
+            "req",
+            "-x509",
+            "-new",
+            "-engine",
+            "gost",
+            "-key",
+            "b.pem",
+            "-subj",
+            "/CN=GOST p12",
+            "-days",
+            "2",
+            "-out",
+            "b.crt",
+        ],
+    );
+    let mut ids = Vec::new();
+    for (i, pbe) in ["kuznyechik-ctr-acpkm", "magma-ctr-acpkm", "gost89"]
+        .into_iter()
+        .enumerate()
+    {
+        let p12 = format!("b{i}.p12");
+        openssl(
+            &f,
+            &[
+                "pkcs12",
+                "-engine",
+                "gost",
+                "-export",
+                "-inkey",
+                "b.pem",
+                "-in",
+                "b.crt",
+                "-keypbe",
+                pbe,
+                "-certpbe",
+                pbe,
+                "-macalg",
+                "md_gost12_512",
+                "-passout",
+                "pass:Пароль 1",
+                "-out",
+                &p12,
+            ],
+        );
+        let id = format!("b{i}");
+        klyuch(
+            &f,
+            &bin,
+            &[
+                "--token",
+                "gost-p12",
+                "import",
+                &p12,
+                "--id",
+                &id,
+                "--passphrase",
+                "Пароль 1",
+                "--pin",
+                USER_PIN,
+            ],
+        );
+        ids.push(hex::decode(&id).unwrap());
+    }
+    let s = f.user_session(slot);
+    for id in &ids {
+        let k = find(&s, ObjectClass::PRIVATE_KEY, id);
+        let sig = s.sign(&with_hash(512), k, MSG).unwrap();
+        openssl_verifies(&f, 512, "b.pub.pem", "msg.txt", &sig, "sig.bin");
+    }
+}
