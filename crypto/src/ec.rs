@@ -18,8 +18,8 @@ use crate::ffi::{self, Nid};
 use crate::key::{Key, KeyKind};
 use crate::registry::MechanismImpl;
 use crate::util::{
-    der_octet_string, der_octet_string_content, der_take, err, key_type_inconsistent,
-    param_invalid, required, to_usize, value_invalid,
+    err, key_type_inconsistent, octet_string, octet_string_content, param_invalid, required,
+    to_usize, value_invalid,
 };
 
 /// The curves Klyuch supports.
@@ -111,18 +111,17 @@ impl Curve {
 /// Malformed DER or explicit parameters: `CKR_DOMAIN_PARAMS_INVALID`; a well-formed curve
 /// Klyuch does not implement: `CKR_CURVE_NOT_SUPPORTED`.
 pub fn curve_from_params(params: &[u8]) -> Result<Curve> {
-    let Some((tag, content, [])) = der_take(params) else {
+    let Ok(any) = <der::AnyRef<'_> as der::Decode>::from_der(params) else {
         return Err(err(CKR_DOMAIN_PARAMS_INVALID, "CKA_EC_PARAMS is not DER"));
     };
-    match tag {
-        // OBJECT IDENTIFIER
-        0x06 => CURVES
+    let content = any.value();
+    match der::Tagged::tag(&any) {
+        der::Tag::ObjectIdentifier => CURVES
             .iter()
             .find(|c| c.0 == params)
             .map(|c| c.2)
             .ok_or_else(|| err(CKR_CURVE_NOT_SUPPORTED, "unsupported curve")),
-        // PrintableString
-        0x13 => CURVES
+        der::Tag::PrintableString => CURVES
             .iter()
             .find(|c| c.1.iter().any(|n| n.as_bytes() == content))
             .map(|c| c.2)
@@ -146,7 +145,7 @@ pub(crate) fn point_from_attr(curve: Curve, v: &[u8]) -> Result<&[u8]> {
     if is_raw(v) {
         return Ok(v);
     }
-    match der_octet_string_content(v) {
+    match octet_string_content(v) {
         Some(p) if is_raw(p) => Ok(p),
         _ => Err(value_invalid(
             "CKA_EC_POINT is not a point of the key's curve",
@@ -331,7 +330,7 @@ impl MechanismImpl for EcKeyGen {
         let mut pubt = Template::new();
         pubt.set_ulong(CKA_KEY_TYPE, CKK_EC);
         pubt.set(CKA_EC_PARAMS, params.to_vec());
-        pubt.set(CKA_EC_POINT, der_octet_string(kp.public_key().as_ref()));
+        pubt.set(CKA_EC_POINT, octet_string(kp.public_key().as_ref())?);
         let mut privt = Template::new();
         privt.set_ulong(CKA_KEY_TYPE, CKK_EC);
         privt.set(CKA_EC_PARAMS, params.to_vec());

@@ -17,7 +17,7 @@ use zeroize::Zeroizing;
 use crate::ec::{Curve, curve_from_params};
 use crate::key::{Key, KeyKind};
 use crate::registry::MechanismImpl;
-use crate::util::{der_octet_string, err, key_type_inconsistent, param_invalid, required};
+use crate::util::{err, key_type_inconsistent, octet_string, param_invalid, required};
 
 /// Flags shared by the Edwards mechanisms: the curve by OID or by name.
 const ED_FLAGS: CK_FLAGS = CKF_EC_NAMEDCURVE | CKF_EC_CURVENAME;
@@ -57,7 +57,7 @@ impl MechanismImpl for EdKeyGen {
         let mut pubt = Template::new();
         pubt.set_ulong(CKA_KEY_TYPE, CKK_EC_EDWARDS);
         pubt.set(CKA_EC_PARAMS, params.to_vec());
-        pubt.set(CKA_EC_POINT, der_octet_string(kp.public_key().as_ref()));
+        pubt.set(CKA_EC_POINT, octet_string(kp.public_key().as_ref())?);
         let mut privt = Template::new();
         privt.set_ulong(CKA_KEY_TYPE, CKK_EC_EDWARDS);
         privt.set(CKA_EC_PARAMS, params.to_vec());

@@ -251,19 +251,19 @@ impl Key {
                 t.set(CKA_EC_PARAMS, curve.oid_der().to_vec());
                 t.set(
                     CKA_EC_POINT,
-                    crate::util::der_octet_string(&key.public_point()),
+                    crate::util::octet_string(&key.public_point())?,
                 );
             }
             KeyKind::Ed25519Private(kp) => {
                 t.set(CKA_EC_PARAMS, Curve::Ed25519.oid_der().to_vec());
                 t.set(
                     CKA_EC_POINT,
-                    crate::util::der_octet_string(kp.public_key().as_ref()),
+                    crate::util::octet_string(kp.public_key().as_ref())?,
                 );
             }
             KeyKind::Ed25519Public { raw, .. } => {
                 t.set(CKA_EC_PARAMS, Curve::Ed25519.oid_der().to_vec());
-                t.set(CKA_EC_POINT, crate::util::der_octet_string(raw));
+                t.set(CKA_EC_POINT, crate::util::octet_string(raw)?);
             }
             KeyKind::Gost(g) => return gost::public_attributes(g),
             KeyKind::Secret(_) => {

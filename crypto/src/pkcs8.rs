@@ -5,7 +5,8 @@
 //! PEM with the labels "PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY" (RFC 7468).
 //! Written: PKCS#8 v1 (`to_pkcs8`, for `C_WrapKey`).
 
-use der::Decode;
+use der::asn1::{AnyRef, BitStringRef, ObjectIdentifier, OctetStringRef, UintRef};
+use der::{Decode, Encode, Sequence};
 use pkcs8::PrivateKeyInfoRef;
 use token_api::ck::*;
 use token_api::{Error, Result, Template};
@@ -13,14 +14,39 @@ use zeroize::Zeroizing;
 
 use crate::ec::{Curve, curve_from_params};
 use crate::key::{Key, KeyKind};
-use crate::util::{der_octet_string, der_take, der_tlv, der_uint, strip_zeros, value_invalid};
+use crate::util::{octet_string_content, value_invalid};
 use crate::x509::{OID_EC, OID_ED25519, OID_RSA};
 
-/// DER of the algorithm OIDs (see `x509.rs` for their sources).
-const OID_RSA_DER: &[u8] = &[
-    0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01,
-];
-const OID_EC_DER: &[u8] = &[0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
+/// The algorithm OIDs (see `x509.rs` for their sources).
+const RSA_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap(OID_RSA);
+const EC_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap(OID_EC);
+const ED25519_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap(OID_ED25519);
+
+/// `RSAPrivateKey` (RFC 8017 A.1.2), two-prime (version 0, no otherPrimeInfos).
+#[derive(Sequence)]
+struct RsaPrivateKey<'a> {
+    version: u8,
+    modulus: UintRef<'a>,
+    public_exponent: UintRef<'a>,
+    private_exponent: UintRef<'a>,
+    prime1: UintRef<'a>,
+    prime2: UintRef<'a>,
+    exponent1: UintRef<'a>,
+    exponent2: UintRef<'a>,
+    coefficient: UintRef<'a>,
+}
+
+/// `ECPrivateKey ::= SEQUENCE { version INTEGER (1), privateKey OCTET STRING, parameters [0]
+/// ECParameters OPTIONAL, publicKey [1] BIT STRING OPTIONAL }` (RFC 5915 §3).
+#[derive(Sequence)]
+struct EcPrivateKey<'a> {
+    version: u8,
+    private_key: &'a OctetStringRef,
+    #[asn1(context_specific = "0", tag_mode = "EXPLICIT", optional = "true")]
+    parameters: Option<AnyRef<'a>>,
+    #[asn1(context_specific = "1", tag_mode = "EXPLICIT", optional = "true")]
+    public_key: Option<BitStringRef<'a>>,
+}
 
 fn der_err(_: der::Error) -> Error {
     value_invalid("malformed private key DER")
@@ -42,7 +68,7 @@ pub fn private_key_attributes(der: &[u8]) -> Result<Template> {
         OID_EC => ec_sec1(key, Some(&params))?,
         OID_ED25519 => {
             // CurvePrivateKey ::= OCTET STRING (RFC 8410 §7)
-            let seed = crate::util::der_octet_string_content(key)
+            let seed = octet_string_content(key)
                 .filter(|s| s.len() == 32)
                 .ok_or_else(|| value_invalid("bad Ed25519 private key"))?;
             let mut t = base(CKK_EC_EDWARDS);
@@ -71,39 +97,26 @@ fn base(kt: CK_KEY_TYPE) -> Template {
 
 /// Private key attributes of a PKCS#1 `RSAPrivateKey` (two-prime, version 0).
 pub fn rsa_private_key_attributes(der: &[u8]) -> Result<Template> {
-    let bad = || value_invalid("bad RSAPrivateKey");
-    let (0x30, mut body, []) = der_take(der).ok_or_else(bad)? else {
-        return Err(bad());
-    };
-    let mut ints = Vec::with_capacity(9);
-    while !body.is_empty() {
-        let (tag, v, rest) = der_take(body).ok_or_else(bad)?;
-        if tag != 0x02 {
-            return Err(bad());
-        }
-        ints.push(v);
-        body = rest;
-    }
-    if ints.len() != 9 || ints[0] != [0] {
+    let k = RsaPrivateKey::from_der(der).map_err(|_| {
+        value_invalid("bad RSAPrivateKey (only two-prime keys, version 0, are supported)")
+    })?;
+    if k.version != 0 {
         return Err(value_invalid(
             "only two-prime RSAPrivateKey (version 0) is supported",
         ));
     }
     let mut t = base(CKK_RSA);
     for (ty, v) in [
-        CKA_MODULUS,
-        CKA_PUBLIC_EXPONENT,
-        CKA_PRIVATE_EXPONENT,
-        CKA_PRIME_1,
-        CKA_PRIME_2,
-        CKA_EXPONENT_1,
-        CKA_EXPONENT_2,
-        CKA_COEFFICIENT,
-    ]
-    .into_iter()
-    .zip(&ints[1..])
-    {
-        t.set(ty, strip_zeros(v).to_vec());
+        (CKA_MODULUS, k.modulus),
+        (CKA_PUBLIC_EXPONENT, k.public_exponent),
+        (CKA_PRIVATE_EXPONENT, k.private_exponent),
+        (CKA_PRIME_1, k.prime1),
+        (CKA_PRIME_2, k.prime2),
+        (CKA_EXPONENT_1, k.exponent1),
+        (CKA_EXPONENT_2, k.exponent2),
+        (CKA_COEFFICIENT, k.coefficient),
+    ] {
+        t.set(ty, v.as_bytes().to_vec());
     }
     Ok(t)
 }
@@ -118,31 +131,25 @@ pub fn ec_private_key_attributes(der: &[u8]) -> Result<Template> {
 
 fn ec_sec1(der: &[u8], outer_params: Option<&[u8]>) -> Result<Template> {
     let bad = || value_invalid("bad ECPrivateKey");
-    let (0x30, body, []) = der_take(der).ok_or_else(bad)? else {
+    let k = EcPrivateKey::from_der(der).map_err(|_| bad())?;
+    if k.version != 1 {
         return Err(bad());
-    };
-    let (0x02, [1], rest) = der_take(body).ok_or_else(bad)? else {
-        return Err(bad());
-    };
-    let (0x04, d, mut rest) = der_take(rest).ok_or_else(bad)? else {
-        return Err(bad());
-    };
-    let mut params = outer_params.filter(|p| !p.is_empty()).map(<[u8]>::to_vec);
-    while !rest.is_empty() {
-        let (tag, v, r) = der_take(rest).ok_or_else(bad)?;
-        if tag == 0xa0 && params.is_none() {
-            params = Some(v.to_vec());
-        }
-        rest = r;
     }
-    let params = params.ok_or_else(|| value_invalid("the EC key names no curve"))?;
+    let params = match outer_params.filter(|p| !p.is_empty()) {
+        Some(p) => p.to_vec(),
+        None => k
+            .parameters
+            .ok_or_else(|| value_invalid("the EC key names no curve"))?
+            .to_der()
+            .map_err(|_| bad())?,
+    };
     let curve = curve_from_params(&params)?;
     if curve == Curve::Ed25519 {
         return Err(value_invalid("an ECPrivateKey cannot be on edwards25519"));
     }
     let mut t = base(CKK_EC);
     t.set(CKA_EC_PARAMS, params);
-    t.set(CKA_VALUE, d.to_vec());
+    t.set(CKA_VALUE, k.private_key.as_bytes().to_vec());
     Ok(t)
 }
 
@@ -177,53 +184,76 @@ pub fn to_pkcs8(key: &Key) -> Result<Zeroizing<Vec<u8>>> {
             "only private keys become PKCS#8",
         ));
     }
-    let (alg, inner): (Vec<u8>, Zeroizing<Vec<u8>>) = match &key.kind {
-        KeyKind::Rsa(r) => {
-            let p = r.parts();
-            if p.p.is_empty() || p.dp.is_empty() {
-                return Err(Error::with(
-                    CKR_KEY_NOT_WRAPPABLE,
-                    "an RSA key without its primes cannot be written as PKCS#1",
-                ));
+    let enc = |_| Error::general("cannot encode the private key");
+    let (oid, params, inner): (ObjectIdentifier, Option<AnyRef<'_>>, Zeroizing<Vec<u8>>) =
+        match &key.kind {
+            KeyKind::Rsa(r) => {
+                let p = r.parts();
+                if p.p.is_empty() || p.dp.is_empty() {
+                    return Err(Error::with(
+                        CKR_KEY_NOT_WRAPPABLE,
+                        "an RSA key without its primes cannot be written as PKCS#1",
+                    ));
+                }
+                let u = |v| UintRef::new(v).map_err(enc);
+                let k = RsaPrivateKey {
+                    version: 0,
+                    modulus: u(&p.n)?,
+                    public_exponent: u(&p.e)?,
+                    private_exponent: u(&p.d)?,
+                    prime1: u(&p.p)?,
+                    prime2: u(&p.q)?,
+                    exponent1: u(&p.dp)?,
+                    exponent2: u(&p.dq)?,
+                    coefficient: u(&p.qinv)?,
+                };
+                // NULL parameters (RFC 8017 A.1)
+                (
+                    RSA_OID,
+                    Some(AnyRef::NULL),
+                    Zeroizing::new(k.to_der().map_err(enc)?),
+                )
             }
-            let mut body = Zeroizing::new(der_uint(&[0]));
-            for v in [&p.n[..], &p.e, &p.d, &p.p, &p.q, &p.dp, &p.dq, &p.qinv] {
-                body.extend_from_slice(&Zeroizing::new(der_uint(v)));
+            KeyKind::Ec { curve, key: ec } => {
+                let d = ec.private_scalar();
+                let point = ec.public_point();
+                let k = EcPrivateKey {
+                    version: 1,
+                    private_key: OctetStringRef::new(&d).map_err(enc)?,
+                    parameters: None,
+                    public_key: Some(BitStringRef::from_bytes(&point).map_err(enc)?),
+                };
+                (
+                    EC_OID,
+                    Some(AnyRef::from_der(curve.oid_der()).map_err(enc)?),
+                    Zeroizing::new(k.to_der().map_err(enc)?),
+                )
             }
-            let mut alg = OID_RSA_DER.to_vec();
-            alg.extend_from_slice(&[0x05, 0x00]); // NULL parameters (RFC 8017 A.1)
-            (alg, Zeroizing::new(der_tlv(0x30, &body)))
-        }
-        KeyKind::Ec { curve, key: ec } => {
-            let d = ec.private_scalar();
-            let mut body = Zeroizing::new(der_uint(&[1]));
-            body.extend_from_slice(&Zeroizing::new(der_octet_string(&d)));
-            let mut bits = vec![0u8];
-            bits.extend_from_slice(&ec.public_point());
-            body.extend_from_slice(&der_tlv(0xa1, &der_tlv(0x03, &bits)));
-            let mut alg = OID_EC_DER.to_vec();
-            alg.extend_from_slice(curve.oid_der());
-            (alg, Zeroizing::new(der_tlv(0x30, &body)))
-        }
-        KeyKind::Ed25519Private(kp) => {
-            use aws_lc_rs::encoding::AsBigEndian;
-            let seed = kp
-                .seed()
-                .and_then(|s| s.as_be_bytes())
-                .map_err(|_| Error::general("Ed25519 seed export failed"))?;
-            (
-                Curve::Ed25519.oid_der().to_vec(),
-                Zeroizing::new(der_octet_string(seed.as_ref())),
-            )
-        }
-        KeyKind::Gost(g) => return crate::gost::to_pkcs8(g),
-        _ => {
-            return Err(Error::with(CKR_KEY_NOT_WRAPPABLE, "not a private key"));
-        }
-    };
+            KeyKind::Ed25519Private(kp) => {
+                use aws_lc_rs::encoding::AsBigEndian;
+                let seed = kp
+                    .seed()
+                    .and_then(|s| s.as_be_bytes())
+                    .map_err(|_| Error::general("Ed25519 seed export failed"))?;
+                // CurvePrivateKey ::= OCTET STRING (RFC 8410 §7), no parameters
+                (
+                    ED25519_OID,
+                    None,
+                    Zeroizing::new(crate::util::octet_string(seed.as_ref())?),
+                )
+            }
+            KeyKind::Gost(g) => return crate::gost::to_pkcs8(g),
+            _ => {
+                return Err(Error::with(CKR_KEY_NOT_WRAPPABLE, "not a private key"));
+            }
+        };
     // PrivateKeyInfo ::= SEQUENCE { version 0, AlgorithmIdentifier, privateKey OCTET STRING }
-    let mut body = Zeroizing::new(der_uint(&[0]));
-    body.extend_from_slice(&der_tlv(0x30, &alg));
-    body.extend_from_slice(&Zeroizing::new(der_octet_string(&inner)));
-    Ok(Zeroizing::new(der_tlv(0x30, &body)))
+    let pki = PrivateKeyInfoRef::new(
+        spki::AlgorithmIdentifier {
+            oid,
+            parameters: params,
+        },
+        OctetStringRef::new(&inner).map_err(enc)?,
+    );
+    Ok(Zeroizing::new(pki.to_der().map_err(enc)?))
 }

@@ -8,7 +8,7 @@ use x509_cert::Certificate;
 use x509_cert::time::Time;
 
 use crate::ec::{Curve, curve_from_params};
-use crate::util::{der_octet_string, der_take, strip_zeros, value_invalid};
+use crate::util::{octet_string, value_invalid};
 
 /// rsaEncryption (RFC 8017 appendix C), id-ecPublicKey (RFC 5480 §2.1.1), id-Ed25519 (RFC 8410 §3).
 pub(crate) const OID_RSA: &str = "1.2.840.113549.1.1.1";
@@ -78,7 +78,7 @@ pub fn public_key_attributes(spki_der: &[u8]) -> Result<Template> {
             t.set_ulong(CKA_KEY_TYPE, CKK_EC);
             t.set(CKA_EC_PARAMS, params);
             let _ = curve;
-            t.set(CKA_EC_POINT, der_octet_string(key));
+            t.set(CKA_EC_POINT, octet_string(key)?);
         }
         OID_ED25519 => {
             if key.len() != 32 {
@@ -86,7 +86,7 @@ pub fn public_key_attributes(spki_der: &[u8]) -> Result<Template> {
             }
             t.set_ulong(CKA_KEY_TYPE, CKK_EC_EDWARDS);
             t.set(CKA_EC_PARAMS, Curve::Ed25519.oid_der().to_vec());
-            t.set(CKA_EC_POINT, der_octet_string(key));
+            t.set(CKA_EC_POINT, octet_string(key)?);
         }
         o if crate::gost::is_gost_oid(o) => return crate::gost::spki_attributes(o, &params, key),
         _ => {
@@ -101,18 +101,17 @@ pub fn public_key_attributes(spki_der: &[u8]) -> Result<Template> {
     Ok(t)
 }
 
+/// `RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER }` (RFC 8017 A.1.1).
+#[derive(der::Sequence)]
+pub(crate) struct RsaPublicKey<'a> {
+    pub modulus: der::asn1::UintRef<'a>,
+    pub public_exponent: der::asn1::UintRef<'a>,
+}
+
 /// (n, e) of a DER RSAPublicKey, without leading zero bytes.
 pub(crate) fn rsa_public_key(der: &[u8]) -> Option<(&[u8], &[u8])> {
-    let (0x30, body, []) = der_take(der)? else {
-        return None;
-    };
-    let (0x02, n, rest) = der_take(body)? else {
-        return None;
-    };
-    let (0x02, e, []) = der_take(rest)? else {
-        return None;
-    };
-    Some((strip_zeros(n), strip_zeros(e)))
+    let k = RsaPublicKey::from_der(der).ok()?;
+    Some((k.modulus.as_bytes(), k.public_exponent.as_bytes()))
 }
 
 #[cfg(test)]
