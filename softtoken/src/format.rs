@@ -13,6 +13,8 @@
 
 use crate::seal::{self, Aead};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use token_api::ck::CK_ATTRIBUTE_TYPE;
 use token_api::{Attribute, Error, Result, Template};
 use zeroize::Zeroizing;
 
@@ -32,6 +34,12 @@ pub const OP_PUT: u8 = 0;
 pub const OP_DELETE: u8 = 1;
 /// A watermark that keeps the highest sequence number across a compaction.
 pub const OP_MARK: u8 = 2;
+/// The last record of a log that was replaced (compaction) or left behind (re-initialisation):
+/// written under the exclusive lock just before the rename, so a process that has the old file
+/// open learns from the file itself that it must open the log again by its path. A marker left
+/// by a crash before the rename is recognised as stale (the path still names the same file and
+/// the metadata the same incarnation) and skipped.
+pub const OP_SUPERSEDED: u8 = 3;
 
 /// The current metadata version.
 pub const META_VERSION: u32 = 1;
@@ -123,8 +131,67 @@ pub fn scan(buf: &[u8]) -> Scan<'_> {
     s
 }
 
+/// Bytes that live in a shared buffer: the ciphertexts of the records read from a log stay in
+/// the one buffer the log was read into (no allocation and no copy per record).
+#[derive(Clone)]
+pub struct SharedBytes {
+    buf: Arc<Vec<u8>>,
+    start: usize,
+    end: usize,
+}
+
+impl SharedBytes {
+    pub fn new(v: Vec<u8>) -> Self {
+        let end = v.len();
+        SharedBytes {
+            buf: Arc::new(v),
+            start: 0,
+            end,
+        }
+    }
+
+    /// `part`, which must lie inside `buf`, as a shared slice of it.
+    pub fn slice_of(buf: &Arc<Vec<u8>>, part: &[u8]) -> Option<Self> {
+        let base = buf.as_ptr() as usize;
+        let start = (part.as_ptr() as usize).checked_sub(base)?;
+        let end = start.checked_add(part.len())?;
+        (end <= buf.len()).then(|| SharedBytes {
+            buf: buf.clone(),
+            start,
+            end,
+        })
+    }
+}
+
+impl std::ops::Deref for SharedBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+}
+
+impl PartialEq for SharedBytes {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for SharedBytes {}
+
+impl std::fmt::Debug for SharedBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} bytes", self.len())
+    }
+}
+
+impl Serialize for SharedBytes {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_bytes(self)
+    }
+}
+
 /// A sealed object record: one version of one object, or its deletion.
-#[derive(Clone, Serialize, Deserialize, PartialEq, Eq, Debug)]
+#[derive(Clone, Serialize, PartialEq, Eq, Debug)]
 pub struct SealedRecord {
     /// Token-wide sequence number (strictly increasing in the log; the higher one wins).
     pub seq: u64,
@@ -136,8 +203,70 @@ pub struct SealedRecord {
     pub nonce: [u8; 12],
     /// AES-256-GCM ciphertext and tag of the encoded attributes (empty plaintext for deletions
     /// and marks: then only the tag, which authenticates the header).
-    #[serde(with = "serde_bytes")]
-    pub ct: Vec<u8>,
+    pub ct: SharedBytes,
+}
+
+/// [`SealedRecord`] as decoded, borrowing its ciphertext from the frame.
+struct RecordRef<'a> {
+    seq: u64,
+    id: u64,
+    op: u8,
+    private: bool,
+    nonce: [u8; 12],
+    ct: &'a [u8],
+}
+
+impl<'a> RecordRef<'a> {
+    /// Decode one record of a frame body at `*p`: the `postcard` encoding of [`SealedRecord`]
+    /// (varint seq and id, the op byte, a bool byte, the 12 nonce bytes, varint length and the
+    /// ciphertext), read by hand because this runs once per record when a token opens.
+    fn decode(b: &'a [u8], p: &mut usize) -> Option<Self> {
+        let seq = varint(b, p)?;
+        let id = varint(b, p)?;
+        let op = *b.get(*p)?;
+        let private = match *b.get(*p + 1)? {
+            0 => false,
+            1 => true,
+            _ => return None,
+        };
+        *p += 2;
+        let nonce: [u8; 12] = b.get(*p..*p + 12)?.try_into().ok()?;
+        *p += 12;
+        let len = usize::try_from(varint(b, p)?).ok()?;
+        let ct = b.get(*p..p.checked_add(len)?)?;
+        *p += len;
+        Some(RecordRef {
+            seq,
+            id,
+            op,
+            private,
+            nonce,
+            ct,
+        })
+    }
+
+    fn to_record(&self, ct: SharedBytes) -> SealedRecord {
+        SealedRecord {
+            seq: self.seq,
+            id: self.id,
+            op: self.op,
+            private: self.private,
+            nonce: self.nonce,
+            ct,
+        }
+    }
+}
+
+/// Decode a record frame's body (a `postcard` list of records): all of them or none.
+fn decode_list<'a>(body: &'a [u8]) -> Option<Vec<RecordRef<'a>>> {
+    let mut p = 0;
+    let n = usize::try_from(varint(body, &mut p)?).ok()?;
+    // Every record takes at least 17 bytes: a damaged count cannot make us allocate much.
+    let mut out = Vec::with_capacity(n.min(body.len() / 17));
+    for _ in 0..n {
+        out.push(RecordRef::decode(body, &mut p)?);
+    }
+    Some(out)
 }
 
 /// The additional authenticated data of a record: binds it to its token, object, version,
@@ -158,10 +287,6 @@ pub fn record_aad(token: &[u8; 16], seq: u64, id: u64, op: u8, private: bool) ->
 #[derive(Serialize)]
 struct StoredAttrsRef<'a>(Vec<(u64, &'a serde_bytes::Bytes)>);
 
-/// The plaintext of a PUT record, as read.
-#[derive(Deserialize)]
-struct StoredAttrs(Vec<(u64, serde_bytes::ByteBuf)>);
-
 impl SealedRecord {
     /// Seal a PUT of `attrs`.
     pub fn put(
@@ -180,7 +305,7 @@ impl SealedRecord {
             op: OP_PUT,
             private,
             nonce,
-            ct,
+            ct: SharedBytes::new(ct),
         })
     }
 
@@ -193,19 +318,38 @@ impl SealedRecord {
             op,
             private: false,
             nonce,
-            ct,
+            ct: SharedBytes::new(ct),
         })
     }
 
     /// Check the tag and decode. `None` when the record does not authenticate.
     pub fn open(&self, aead: &Aead, token: &[u8; 16]) -> Option<Opened> {
-        let aad = record_aad(token, self.seq, self.id, self.op, self.private);
-        let plain = aead.open(&self.nonce, &aad, &self.ct)?;
         match self.op {
-            OP_PUT => decode_attrs(&plain).map(Opened::Put),
-            OP_DELETE | OP_MARK if plain.is_empty() => Some(Opened::Header),
-            _ => None,
+            OP_PUT => self
+                .open_plain(aead, token)
+                .map(|p| Opened::Put(p.to_template())),
+            _ => self.open_header(aead, token).then_some(Opened::Header),
         }
+    }
+
+    /// Check the tag of a PUT record and return its attribute encoding, checked but not
+    /// decoded. `None` when the record does not authenticate or does not decode.
+    pub fn open_plain(&self, aead: &Aead, token: &[u8; 16]) -> Option<Plain> {
+        if self.op != OP_PUT {
+            return None;
+        }
+        let aad = record_aad(token, self.seq, self.id, self.op, self.private);
+        Plain::new(aead.open(&self.nonce, &aad, &self.ct)?)
+    }
+
+    /// Check the tag of a header-only record (deletion, mark, superseded marker).
+    pub fn open_header(&self, aead: &Aead, token: &[u8; 16]) -> bool {
+        if !matches!(self.op, OP_DELETE | OP_MARK | OP_SUPERSEDED) {
+            return false;
+        }
+        let aad = record_aad(token, self.seq, self.id, self.op, self.private);
+        aead.open(&self.nonce, &aad, &self.ct)
+            .is_some_and(|p| p.is_empty())
     }
 
     /// Approximate encoded size (for compaction accounting).
@@ -232,17 +376,130 @@ fn encode_attrs(attrs: &Template) -> Result<Zeroizing<Vec<u8>>> {
         .map_err(|e| Error::general(format!("encode: {e}")))
 }
 
-fn decode_attrs(plain: &[u8]) -> Option<Template> {
-    let list: StoredAttrs = postcard::from_bytes(plain).ok()?;
-    Some(
-        list.0
-            .into_iter()
-            .map(|(ty, v)| Attribute {
-                ty,
-                value: Zeroizing::new(v.into_vec()),
-            })
-            .collect(),
-    )
+/// Read a postcard varint (LEB128, at most 10 bytes for a u64) at `*p`.
+#[inline]
+fn varint(b: &[u8], p: &mut usize) -> Option<u64> {
+    let byte = *b.get(*p)?;
+    if byte < 0x80 {
+        *p += 1;
+        return Some(u64::from(byte));
+    }
+    // Two bytes: attribute types 0x80..0x3fff (CKA_ID, CKA_EC_POINT, ...) and most lengths.
+    if let Some(&second) = b.get(*p + 1)
+        && second < 0x80
+    {
+        *p += 2;
+        return Some(u64::from(byte & 0x7f) | (u64::from(second) << 7));
+    }
+    varint_long(b, p)
+}
+
+fn varint_long(b: &[u8], p: &mut usize) -> Option<u64> {
+    let mut v: u64 = 0;
+    for i in 0..10 {
+        let byte = *b.get(*p)?;
+        *p += 1;
+        let bits = u64::from(byte & 0x7f);
+        if i == 9 && byte > 1 {
+            return None; // more than 64 bits
+        }
+        v |= bits << (7 * i);
+        if byte & 0x80 == 0 {
+            return Some(v);
+        }
+    }
+    None
+}
+
+/// The decrypted attribute encoding of a PUT record (`postcard` of a list of (type, value)):
+/// checked once when made, then read in place. Objects keep it instead of a parsed
+/// [`Template`] (one allocation per object instead of one per attribute) until a caller needs
+/// the template. Wiped on drop.
+pub struct Plain {
+    bytes: Zeroizing<Vec<u8>>,
+    count: usize,
+    /// Where the first attribute starts.
+    first: usize,
+}
+
+/// The attributes of a [`Plain`], in order.
+pub struct PlainIter<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+    left: usize,
+}
+
+impl<'a> Iterator for PlainIter<'a> {
+    type Item = (CK_ATTRIBUTE_TYPE, &'a [u8]);
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        // Checked when the Plain was made, so these cannot fail.
+        let ty = varint(self.bytes, &mut self.pos)?;
+        let len = usize::try_from(varint(self.bytes, &mut self.pos)?).ok()?;
+        let v = self.bytes.get(self.pos..self.pos.checked_add(len)?)?;
+        self.pos += len;
+        Some((ty as CK_ATTRIBUTE_TYPE, v))
+    }
+}
+
+impl Plain {
+    /// Check an encoding: every entry whole, nothing after the last one.
+    pub fn new(bytes: Zeroizing<Vec<u8>>) -> Option<Plain> {
+        let mut p = 0;
+        let count = usize::try_from(varint(&bytes, &mut p)?).ok()?;
+        let first = p;
+        for _ in 0..count {
+            varint(&bytes, &mut p)?;
+            let len = usize::try_from(varint(&bytes, &mut p)?).ok()?;
+            p = p.checked_add(len).filter(|&e| e <= bytes.len())?;
+        }
+        (p == bytes.len()).then_some(Plain {
+            bytes,
+            count,
+            first,
+        })
+    }
+
+    pub fn iter(&self) -> PlainIter<'_> {
+        PlainIter {
+            bytes: &self.bytes,
+            pos: self.first,
+            left: self.count,
+        }
+    }
+
+    /// The value of the first attribute of type `ty`.
+    pub fn get(&self, ty: CK_ATTRIBUTE_TYPE) -> Option<&[u8]> {
+        self.iter().find(|(t, _)| *t == ty).map(|(_, v)| v)
+    }
+
+    /// `Template::matches_search` without building the template.
+    pub fn matches_search(&self, search: &Template) -> bool {
+        search
+            .iter()
+            .all(|s| self.get(s.ty) == Some(s.value.as_slice()))
+    }
+
+    pub fn to_template(&self) -> Template {
+        let mut t = Vec::with_capacity(self.count);
+        t.extend(self.iter().map(|(ty, v)| Attribute {
+            ty,
+            value: Zeroizing::new(v.to_vec()),
+        }));
+        Template(t)
+    }
+
+    /// Bytes held (for accounting).
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
 }
 
 /// A batch of records written together (one frame: all or nothing).
@@ -251,8 +508,22 @@ pub fn records_frame(records: &[SealedRecord]) -> Result<Vec<u8>> {
     Ok(frame(KIND_RECORDS, &body))
 }
 
+/// Decode a record frame's body, copying the ciphertexts.
 pub fn decode_records(body: &[u8]) -> Option<Vec<SealedRecord>> {
-    postcard::from_bytes(body).ok()
+    Some(
+        decode_list(body)?
+            .iter()
+            .map(|r| r.to_record(SharedBytes::new(r.ct.to_vec())))
+            .collect(),
+    )
+}
+
+/// Decode a record frame's body that lies inside `buf`: the ciphertexts stay in `buf`.
+pub fn decode_records_in(buf: &Arc<Vec<u8>>, body: &[u8]) -> Option<Vec<SealedRecord>> {
+    decode_list(body)?
+        .iter()
+        .map(|r| Some(r.to_record(SharedBytes::slice_of(buf, r.ct)?)))
+        .collect()
 }
 
 /// A PIN-derived wrap of the token key.
@@ -471,6 +742,102 @@ mod tests {
         assert!(replayed.open(&aead, &tok).is_none());
         let d = SealedRecord::header_only(&aead, &tok, 6, 5, OP_DELETE).unwrap();
         assert!(matches!(d.open(&aead, &tok), Some(Opened::Header)));
+    }
+
+    #[test]
+    fn plain_reads_what_postcard_wrote() {
+        let mut t = Template::new();
+        t.set_ulong(CKA_CLASS, CKO_DATA);
+        t.set(CKA_LABEL, vec![b'x'; 300]);
+        t.set(CKA_VALUE, Vec::new());
+        t.set(0x8000_0000_1234_5678, b"vendor".to_vec());
+        let enc = encode_attrs(&t).unwrap();
+        let p = Plain::new(enc.clone()).unwrap();
+        assert_eq!(p.to_template(), t);
+        assert_eq!(p.get(CKA_LABEL), Some(&[b'x'; 300][..]));
+        assert_eq!(p.get(CKA_VALUE), Some(&[][..]));
+        assert_eq!(p.get(CKA_ID), None);
+        assert!(p.matches_search(&t));
+        let mut s = Template::new();
+        s.set(CKA_VALUE, b"no".to_vec());
+        assert!(!p.matches_search(&s));
+        assert!(
+            Plain::new(Zeroizing::new(
+                encode_attrs(&Template::new()).unwrap().to_vec()
+            ))
+            .unwrap()
+            .is_empty()
+        );
+        // Truncated or extended encodings are refused.
+        for cut in 0..enc.len() {
+            assert!(
+                Plain::new(Zeroizing::new(enc[..cut].to_vec())).is_none(),
+                "cut {cut}"
+            );
+        }
+        let mut longer = enc.to_vec();
+        longer.push(0);
+        assert!(Plain::new(Zeroizing::new(longer)).is_none());
+    }
+
+    #[test]
+    fn records_decode_in_place() {
+        let k = seal::random_key().unwrap();
+        let aead = Aead::new(&k);
+        let tok = [3u8; 16];
+        let mut t = Template::new();
+        t.set(CKA_ID, b"id".to_vec());
+        let a = SealedRecord::put(&aead, &tok, 10, 10, true, &t).unwrap();
+        let b = SealedRecord::header_only(&aead, &tok, 11, 10, OP_DELETE).unwrap();
+        let frame = records_frame(&[a.clone(), b.clone()]).unwrap();
+        let buf = Arc::new(frame);
+        let s = scan(&buf);
+        let body = s.frames[0].body;
+        let recs = decode_records_in(&buf, body).unwrap();
+        assert_eq!(recs, vec![a.clone(), b.clone()]);
+        assert_eq!(decode_records(body).unwrap(), recs);
+        assert_eq!(recs[0].open_plain(&aead, &tok).unwrap().to_template(), t);
+        assert!(recs[1].open_header(&aead, &tok));
+        assert!(!recs[0].open_header(&aead, &tok));
+        assert!(recs[1].open_plain(&aead, &tok).is_none());
+        // The same as postcard reads (the writer's encoding), for many shapes of numbers.
+        #[derive(Deserialize, PartialEq, Debug)]
+        struct Postcard {
+            seq: u64,
+            id: u64,
+            op: u8,
+            private: bool,
+            nonce: [u8; 12],
+            #[serde(with = "serde_bytes")]
+            ct: Vec<u8>,
+        }
+        for (i, seq) in [0u64, 1, 127, 128, 300, 1 << 40, u64::MAX]
+            .into_iter()
+            .enumerate()
+        {
+            let r = SealedRecord {
+                seq,
+                id: seq / 3,
+                op: i as u8,
+                private: i % 2 == 0,
+                nonce: [i as u8; 12],
+                ct: SharedBytes::new(vec![7; i * 100]),
+            };
+            let body = postcard::to_stdvec(&vec![r.clone(), r.clone()]).unwrap();
+            let ours = decode_records(&body).unwrap();
+            let theirs: Vec<Postcard> = postcard::from_bytes(&body).unwrap();
+            assert_eq!(ours, vec![r.clone(), r.clone()]);
+            assert_eq!(theirs[1].ct, ours[1].ct.to_vec());
+            assert_eq!(
+                (theirs[0].seq, theirs[0].id, theirs[0].op),
+                (r.seq, r.id, r.op)
+            );
+            for cut in 0..body.len() {
+                assert!(decode_records(&body[..cut]).is_none(), "cut {cut}");
+            }
+        }
+        // A slice from another buffer is refused.
+        assert!(decode_records_in(&Arc::new(Vec::new()), body).is_none());
     }
 
     #[test]

@@ -3,10 +3,19 @@
 //! that `C_FindObjects` with any of them does not walk every object. An index is built at the
 //! first search that can use it and kept up to date from then on, so opening a token pays only
 //! for the indexes that are used.
+//!
+//! A token object read from the log keeps its decrypted attribute encoding ([`Plain`]: one
+//! buffer, checked when the record was opened) and is parsed into a [`Template`] only when a
+//! caller needs the template; searches and indexes read the encoding in place. So opening a
+//! token with many objects makes one allocation per object, not one per attribute.
 
-use crate::format::SealedRecord;
+use crate::format::{Plain, SealedRecord};
+use crate::schema::{flag, ulong};
 use klyuch_crypto::Key;
+use std::cell::OnceCell;
 use std::collections::HashMap;
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use token_api::ck::*;
 use token_api::{ObjectId, Template};
@@ -28,9 +37,106 @@ pub const INDEXED: [CK_ATTRIBUTE_TYPE; 8] = [
 /// Session object ids live above this bit; token object ids (record sequence numbers) below.
 pub const SESSION_ID_BASE: ObjectId = 1 << 62;
 
+/// A hasher for keys that are numbers made by the store (object ids, value hashes): one
+/// multiplication instead of SipHash. Object ids are sequence numbers, so the multiplication
+/// spreads them over the table; nothing here is chosen by a remote party.
+#[derive(Default, Clone, Copy)]
+pub struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        let x = (self.0 ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        self.0 = x ^ (x >> 29);
+    }
+}
+
+pub type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
+
+/// What the attributes of an object are, as far as this process knows them.
+enum Attrs {
+    /// A private token object while the user is not logged in: only its sealed record.
+    Sealed,
+    /// Decrypted; parsed into a template at the first call that needs one.
+    Plain(Plain, OnceCell<Template>),
+    /// A template (session objects, and token objects this process wrote).
+    Parsed(Template),
+}
+
+/// What an operation needs to know about a key, read from its attributes once (and dropped with
+/// them when the object changes), so that `C_SignInit` does not scan the template each time.
+pub struct KeyFacts {
+    pub class: CK_OBJECT_CLASS,
+    /// The usage attributes that are true (`CKA_SIGN`, `CKA_VERIFY`, ...), as bits of [`use_bit`].
+    uses: u32,
+    /// `CKA_ALLOWED_MECHANISMS`, when given and not empty.
+    pub allowed: Option<Box<[CK_MECHANISM_TYPE]>>,
+    pub always_authenticate: bool,
+    pub always_sensitive: bool,
+    pub never_extractable: bool,
+    pub trusted: bool,
+}
+
+const USES: [CK_ATTRIBUTE_TYPE; 7] = [
+    CKA_SIGN,
+    CKA_VERIFY,
+    CKA_ENCRYPT,
+    CKA_DECRYPT,
+    CKA_WRAP,
+    CKA_UNWRAP,
+    CKA_DERIVE,
+];
+
+fn use_bit(attr: CK_ATTRIBUTE_TYPE) -> u32 {
+    USES.iter().position(|&a| a == attr).map_or(0, |i| 1 << i)
+}
+
+impl KeyFacts {
+    pub fn of(a: &Template) -> KeyFacts {
+        let class = ulong(a, CKA_CLASS).unwrap_or(CKO_DATA);
+        let uses = USES
+            .iter()
+            .filter(|&&u| flag(a, u, false))
+            .fold(0, |m, &u| m | use_bit(u));
+        let allowed = a.get(CKA_ALLOWED_MECHANISMS).and_then(|list| {
+            let v: Box<[CK_MECHANISM_TYPE]> = list
+                .chunks_exact(size_of::<CK_ULONG>())
+                .filter_map(|c| c.try_into().ok().map(CK_ULONG::from_ne_bytes))
+                .collect();
+            (!v.is_empty()).then_some(v)
+        });
+        KeyFacts {
+            class,
+            uses,
+            allowed,
+            always_authenticate: class == CKO_PRIVATE_KEY
+                && flag(a, CKA_ALWAYS_AUTHENTICATE, false),
+            always_sensitive: flag(a, CKA_ALWAYS_SENSITIVE, false),
+            never_extractable: flag(a, CKA_NEVER_EXTRACTABLE, false),
+            trusted: flag(a, CKA_TRUSTED, false),
+        }
+    }
+
+    /// Is the usage attribute `attr` (`CKA_SIGN`, ...) true?
+    pub fn allows(&self, attr: CK_ATTRIBUTE_TYPE) -> bool {
+        self.uses & use_bit(attr) != 0
+    }
+
+    /// Does `CKA_ALLOWED_MECHANISMS` permit `mech`?
+    pub fn mechanism_allowed(&self, mech: CK_MECHANISM_TYPE) -> bool {
+        self.allowed.as_ref().is_none_or(|l| l.contains(&mech))
+    }
+}
+
 pub struct Obj {
-    /// The attributes; `None` for a private token object not decrypted yet (no user login).
-    pub attrs: Option<Template>,
+    attrs: Attrs,
     pub private: bool,
     /// The latest record of a token object.
     pub record: Option<SealedRecord>,
@@ -38,25 +144,164 @@ pub struct Obj {
     pub owner: Option<CK_SESSION_HANDLE>,
     /// The prepared key (built on first use, dropped when the object changes).
     pub key: Option<Arc<Key>>,
+    /// What operations need to know (read from the attributes on first use; boxed, as most
+    /// objects never need it).
+    facts: OnceCell<Box<KeyFacts>>,
 }
 
 impl Obj {
+    /// A session object.
+    pub fn session(
+        attrs: Template,
+        private: bool,
+        owner: Option<CK_SESSION_HANDLE>,
+        key: Option<Arc<Key>>,
+    ) -> Obj {
+        Obj {
+            attrs: Attrs::Parsed(attrs),
+            private,
+            record: None,
+            owner,
+            key,
+            facts: OnceCell::new(),
+        }
+    }
+
+    /// A token object read from the log: decrypted (`Some`) or still sealed (`None`).
+    pub fn read(record: SealedRecord, plain: Option<Plain>) -> Obj {
+        Obj {
+            attrs: plain.map_or(Attrs::Sealed, |p| Attrs::Plain(p, OnceCell::new())),
+            private: record.private,
+            record: Some(record),
+            owner: None,
+            key: None,
+            facts: OnceCell::new(),
+        }
+    }
+
+    /// A token object this process wrote, with the attributes it wrote.
+    pub fn written(record: SealedRecord, attrs: Template) -> Obj {
+        Obj {
+            attrs: Attrs::Parsed(attrs),
+            private: record.private,
+            record: Some(record),
+            owner: None,
+            key: None,
+            facts: OnceCell::new(),
+        }
+    }
+
     pub fn is_token(&self) -> bool {
         self.record.is_some()
     }
+
     pub fn seq(&self) -> u64 {
         self.record.as_ref().map_or(0, |r| r.seq)
     }
+
+    /// Are the attributes known (false for a private token object before login)?
+    pub fn has_attrs(&self) -> bool {
+        !matches!(self.attrs, Attrs::Sealed)
+    }
+
+    /// The attributes as a template (parsed on first use).
+    pub fn attrs(&self) -> Option<&Template> {
+        match &self.attrs {
+            Attrs::Sealed => None,
+            Attrs::Plain(p, t) => Some(t.get_or_init(|| p.to_template())),
+            Attrs::Parsed(t) => Some(t),
+        }
+    }
+
+    /// The value of one attribute, without parsing the whole template.
+    pub fn value(&self, ty: CK_ATTRIBUTE_TYPE) -> Option<&[u8]> {
+        match &self.attrs {
+            Attrs::Sealed => None,
+            Attrs::Plain(p, t) => match t.get() {
+                Some(t) => t.get(ty),
+                None => p.get(ty),
+            },
+            Attrs::Parsed(t) => t.get(ty),
+        }
+    }
+
+    /// `Template::matches_search` on the attributes (false while sealed).
+    pub fn matches_search(&self, search: &Template) -> bool {
+        match &self.attrs {
+            Attrs::Sealed => false,
+            Attrs::Plain(p, t) => match t.get() {
+                Some(t) => t.matches_search(search),
+                None => p.matches_search(search),
+            },
+            Attrs::Parsed(t) => t.matches_search(search),
+        }
+    }
+
+    /// What operations need to know about this key (`None` while sealed).
+    pub fn facts(&self) -> Option<&KeyFacts> {
+        if let Some(f) = self.facts.get() {
+            return Some(f);
+        }
+        let a = self.attrs()?;
+        Some(self.facts.get_or_init(|| Box::new(KeyFacts::of(a))))
+    }
 }
 
-/// Object ids by attribute value (unsorted; small per value).
-type Index = HashMap<Vec<u8>, Vec<ObjectId>>;
+/// Object ids of one attribute value (one, mostly).
+enum Ids {
+    One(ObjectId),
+    Many(Vec<ObjectId>),
+}
+
+impl Ids {
+    fn as_slice(&self) -> &[ObjectId] {
+        match self {
+            Ids::One(id) => std::slice::from_ref(id),
+            Ids::Many(v) => v,
+        }
+    }
+}
+
+/// Object ids by the hash of an attribute value. Different values may share a hash, so the
+/// ids are candidates: the caller filters them by the whole search template.
+type Index = IdMap<u64, Ids>;
 
 #[derive(Default)]
 pub struct Table {
-    objs: HashMap<ObjectId, Obj>,
+    objs: IdMap<ObjectId, Obj>,
     /// The indexes built so far.
-    index: HashMap<CK_ATTRIBUTE_TYPE, Index>,
+    index: HashMap<CK_ATTRIBUTE_TYPE, Index, BuildHasherDefault<IdHasher>>,
+    /// Hashes attribute values for the indexes (keyed per process).
+    values: RandomState,
+}
+
+fn index_add(idx: &mut Index, key: u64, id: ObjectId) {
+    match idx.entry(key) {
+        std::collections::hash_map::Entry::Vacant(e) => {
+            e.insert(Ids::One(id));
+        }
+        std::collections::hash_map::Entry::Occupied(mut e) => {
+            let ids = e.get_mut();
+            match ids {
+                Ids::One(first) => *ids = Ids::Many(vec![*first, id]),
+                Ids::Many(v) => v.push(id),
+            }
+        }
+    }
+}
+
+fn index_remove(idx: &mut Index, key: u64, id: ObjectId) {
+    let Some(ids) = idx.get_mut(&key) else { return };
+    let empty = match ids {
+        Ids::One(x) => *x == id,
+        Ids::Many(v) => {
+            v.retain(|&x| x != id);
+            v.is_empty()
+        }
+    };
+    if empty {
+        idx.remove(&key);
+    }
 }
 
 impl Table {
@@ -76,6 +321,11 @@ impl Table {
         self.objs.is_empty()
     }
 
+    /// Make room for `n` more objects (before loading a log).
+    pub fn reserve(&mut self, n: usize) {
+        self.objs.reserve(n);
+    }
+
     pub fn ids(&self) -> impl Iterator<Item = ObjectId> + '_ {
         self.objs.keys().copied()
     }
@@ -84,23 +334,22 @@ impl Table {
         self.objs.iter()
     }
 
-    fn index_add(&mut self, id: ObjectId, attrs: &Template) {
+    fn hash(values: &RandomState, v: &[u8]) -> u64 {
+        values.hash_one(v)
+    }
+
+    fn add_to_indexes(&mut self, id: ObjectId, o: &Obj) {
         for (ty, idx) in self.index.iter_mut() {
-            if let Some(v) = attrs.get(*ty) {
-                idx.entry(v.to_vec()).or_default().push(id);
+            if let Some(v) = o.value(*ty) {
+                index_add(idx, Self::hash(&self.values, v), id);
             }
         }
     }
 
-    fn index_remove(&mut self, id: ObjectId, attrs: &Template) {
+    fn remove_from_indexes(&mut self, id: ObjectId, o: &Obj) {
         for (ty, idx) in self.index.iter_mut() {
-            if let Some(v) = attrs.get(*ty)
-                && let Some(ids) = idx.get_mut(v)
-            {
-                ids.retain(|&x| x != id);
-                if ids.is_empty() {
-                    idx.remove(v);
-                }
+            if let Some(v) = o.value(*ty) {
+                index_remove(idx, Self::hash(&self.values, v), id);
             }
         }
     }
@@ -110,10 +359,13 @@ impl Table {
         if self.index.contains_key(&ty) {
             return;
         }
-        let mut idx = Index::new();
+        let mut idx = Index::default();
+        if !matches!(ty, CKA_CLASS | CKA_KEY_TYPE | CKA_APPLICATION) {
+            idx.reserve(self.objs.len());
+        }
         for (id, o) in &self.objs {
-            if let Some(v) = o.attrs.as_ref().and_then(|a| a.get(ty)) {
-                idx.entry(v.to_vec()).or_default().push(*id);
+            if let Some(v) = o.value(ty) {
+                index_add(&mut idx, Self::hash(&self.values, v), *id);
             }
         }
         self.index.insert(ty, idx);
@@ -122,56 +374,58 @@ impl Table {
     /// Insert or replace an object.
     pub fn put(&mut self, id: ObjectId, obj: Obj) {
         self.remove(id);
-        if let Some(a) = &obj.attrs {
-            self.index_add(id, a);
+        if !self.index.is_empty() {
+            self.add_to_indexes(id, &obj);
         }
         self.objs.insert(id, obj);
     }
 
     pub fn remove(&mut self, id: ObjectId) -> Option<Obj> {
         let old = self.objs.remove(&id)?;
-        if let Some(a) = &old.attrs {
-            self.index_remove(id, a);
+        if !self.index.is_empty() {
+            self.remove_from_indexes(id, &old);
         }
         Some(old)
     }
 
-    /// Give a sealed object its attributes (after login) and index it.
-    pub fn reveal(&mut self, id: ObjectId, attrs: Template) {
-        let Some(o) = self.objs.get_mut(&id) else {
+    /// Give a sealed object its decrypted attributes (after login) and index it.
+    pub fn reveal(&mut self, id: ObjectId, plain: Plain) {
+        let Some(mut o) = self.objs.remove(&id) else {
             return;
         };
-        o.attrs = Some(attrs);
+        o.attrs = Attrs::Plain(plain, OnceCell::new());
         o.key = None;
-        let a = o.attrs.clone().unwrap_or_default();
-        self.index_add(id, &a);
+        o.facts = OnceCell::new();
+        self.put(id, o);
     }
 
     /// Drop the attributes of a private object (logout) and unindex it.
     pub fn conceal(&mut self, id: ObjectId) {
-        let Some(o) = self.objs.get_mut(&id) else {
+        let Some(mut o) = self.remove(id) else {
             return;
         };
+        o.attrs = Attrs::Sealed;
         o.key = None;
-        if let Some(a) = o.attrs.take() {
-            self.index_remove(id, &a);
-        }
+        o.facts = OnceCell::new();
+        self.objs.insert(id, o);
     }
 
     /// Candidate objects for a search template: the smallest index set of the indexed
     /// attributes it names, or every object. (The caller still filters by the whole template.)
     pub fn candidates(&mut self, search: &Template) -> Vec<ObjectId> {
-        let mut best: Option<&Vec<ObjectId>> = None;
         for ty in INDEXED {
             if search.contains(ty) {
                 self.build_index(ty);
             }
         }
+        let mut best: Option<&[ObjectId]> = None;
         for ty in INDEXED {
             let Some(v) = search.get(ty) else { continue };
-            match self.index.get(&ty).and_then(|m| m.get(v)) {
+            let key = Self::hash(&self.values, v);
+            match self.index.get(&ty).and_then(|m| m.get(&key)) {
                 None => return Vec::new(),
                 Some(ids) => {
+                    let ids = ids.as_slice();
                     if best.is_none_or(|b| ids.len() < b.len()) {
                         best = Some(ids);
                     }
@@ -179,7 +433,7 @@ impl Table {
             }
         }
         let mut out = match best {
-            Some(ids) => ids.clone(),
+            Some(ids) => ids.to_vec(),
             None => self.objs.keys().copied().collect(),
         };
         out.sort_unstable();
@@ -195,13 +449,7 @@ mod tests {
         let mut t = Template::new();
         t.set_ulong(CKA_CLASS, class);
         t.set(CKA_LABEL, label.to_vec());
-        Obj {
-            attrs: Some(t),
-            private: false,
-            record: None,
-            owner: None,
-            key: None,
-        }
+        Obj::session(t, false, None, None)
     }
 
     #[test]
@@ -224,10 +472,49 @@ mod tests {
         let mut s = Template::new();
         s.set(CKA_LABEL, b"a".to_vec());
         assert!(tab.candidates(&s).is_empty());
-        tab.reveal(1, obj(b"a", CKO_DATA).attrs.unwrap());
+        let plain = |label: &[u8]| {
+            let mut t = Template::new();
+            t.set_ulong(CKA_CLASS, CKO_DATA);
+            t.set(CKA_LABEL, label.to_vec());
+            let k = crate::seal::random_key().unwrap();
+            let aead = crate::seal::Aead::new(&k);
+            let r = SealedRecord::put(&aead, &[0; 16], 1, 1, true, &t).unwrap();
+            r.open_plain(&aead, &[0; 16]).unwrap()
+        };
+        tab.reveal(1, plain(b"a"));
         assert_eq!(tab.candidates(&s), vec![1]);
+        assert!(tab.get(1).unwrap().matches_search(&s));
+        assert_eq!(tab.get(1).unwrap().value(CKA_LABEL), Some(&b"a"[..]));
         tab.remove(1);
         assert!(tab.candidates(&s).is_empty());
         assert_eq!(tab.candidates(&Template::new()), vec![2, 3]);
+    }
+
+    #[test]
+    fn key_facts() {
+        let mut t = Template::new();
+        t.set_ulong(CKA_CLASS, CKO_PRIVATE_KEY);
+        t.set(CKA_SIGN, vec![1]);
+        t.set(CKA_DECRYPT, vec![0]);
+        t.set(CKA_ALWAYS_AUTHENTICATE, vec![1]);
+        let o = Obj::session(t.clone(), true, None, None);
+        let f = o.facts().unwrap();
+        assert!(f.allows(CKA_SIGN) && !f.allows(CKA_DECRYPT) && !f.allows(CKA_DERIVE));
+        assert!(f.always_authenticate && !f.trusted);
+        assert!(f.mechanism_allowed(CKM_ECDSA));
+        let mut list = Vec::new();
+        list.extend_from_slice(&CKM_EDDSA.to_ne_bytes());
+        t.set(CKA_ALLOWED_MECHANISMS, list);
+        let o = Obj::session(t.clone(), true, None, None);
+        let f = o.facts().unwrap();
+        assert!(f.mechanism_allowed(CKM_EDDSA) && !f.mechanism_allowed(CKM_ECDSA));
+        // An empty list allows every mechanism (as before).
+        t.set(CKA_ALLOWED_MECHANISMS, Vec::new());
+        assert!(
+            Obj::session(t, true, None, None)
+                .facts()
+                .unwrap()
+                .mechanism_allowed(CKM_ECDSA)
+        );
     }
 }

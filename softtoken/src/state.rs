@@ -1,11 +1,10 @@
 //! The in-memory state of one initialised token and its synchronisation with the files:
 //! staleness checks, reading other processes' records, writing our own, compaction.
 
-use crate::format::{self, Meta, OP_DELETE, OP_MARK, OP_PUT, Opened, SealedRecord};
-use crate::objects::{Obj, Table};
+use crate::format::{self, Meta, OP_DELETE, OP_MARK, OP_PUT, OP_SUPERSEDED, SealedRecord};
+use crate::objects::{IdMap, Obj, Table};
 use crate::seal::{Aead, SecretKey};
 use crate::store::{self, Change, FileLock, Log, Stamp, TokenPaths};
-use std::collections::HashMap;
 use std::fs::File;
 use std::sync::Arc;
 use token_api::ck::*;
@@ -35,6 +34,20 @@ pub enum Pending {
     },
 }
 
+/// How a read of the log ended.
+#[derive(PartialEq, Eq)]
+enum Read {
+    Done,
+    /// At a real superseded marker: the log must be opened again by its path.
+    Superseded,
+}
+
+/// The frame of a superseded marker for the log of incarnation `uuid`.
+fn superseded_frame(pub_aead: &Aead, uuid: &[u8; 16]) -> Result<Vec<u8>> {
+    let r = SealedRecord::header_only(pub_aead, uuid, 0, 0, OP_SUPERSEDED)?;
+    format::records_frame(&[r])
+}
+
 pub struct Ready {
     pub paths: TokenPaths,
     lock: Arc<File>,
@@ -48,7 +61,7 @@ pub struct Ready {
     log: Option<Log>,
     pub objects: Table,
     /// Deleted token objects: id → sequence number of the deletion.
-    tombstones: HashMap<ObjectId, u64>,
+    tombstones: IdMap<ObjectId, u64>,
     last_seq: u64,
     live_bytes: u64,
     /// Compaction threshold (tests lower it).
@@ -71,7 +84,7 @@ impl Ready {
             login: None,
             log: None,
             objects: Table::default(),
-            tombstones: HashMap::new(),
+            tombstones: IdMap::default(),
             live_bytes: 0,
             compact_min_dead: COMPACT_MIN_DEAD,
         })
@@ -124,25 +137,26 @@ impl Ready {
         }
     }
 
-    /// Decrypt the private token objects (user login).
+    /// Decrypt the private token objects (user login). Their attributes are checked and kept
+    /// encoded; templates are made when a caller needs one.
     fn reveal_private(&mut self) {
         let Some(aead) = self.user_aead() else { return };
         let uuid = self.meta.uuid;
         let mut opened = Vec::new();
         let mut damaged = Vec::new();
         for (id, o) in self.objects.iter() {
-            if o.attrs.is_some() {
+            if o.has_attrs() {
                 continue;
             }
             if let Some(rec) = &o.record {
-                match rec.open(aead, &uuid) {
-                    Some(Opened::Put(attrs)) => opened.push((*id, attrs)),
-                    _ => damaged.push(*id),
+                match rec.open_plain(aead, &uuid) {
+                    Some(p) => opened.push((*id, p)),
+                    None => damaged.push(*id),
                 }
             }
         }
-        for (id, attrs) in opened {
-            self.objects.reveal(id, attrs);
+        for (id, plain) in opened {
+            self.objects.reveal(id, plain);
         }
         for id in damaged {
             log::error!(
@@ -154,27 +168,47 @@ impl Ready {
     }
 
     // ------------------------------------------------------------------ staleness
+    //
+    // Object calls check only the object log, by its size on the open descriptor (one `lseek`):
+    // every change a Klyuch writer makes is an append, and a log that is replaced (compaction)
+    // or left behind (re-initialisation) gets a superseded marker first, which sends readers
+    // to the metadata and the path. The metadata is checked (one `stat`) where it matters: token
+    // information, login and PINs, before the log is first read, and by every writer.
 
-    /// Bring the metadata and (if read) the object log up to date with the files: one `stat` each
-    /// when nothing changed.
+    /// Bring the metadata and (if read) the object log up to date with the files.
     pub fn sync(&mut self) -> Result<()> {
         self.sync_meta()?;
-        if let Some(log) = &self.log {
-            match log.check()? {
-                Change::None => {}
-                Change::Grown => {
-                    let lock = self.lock_handle();
-                    let _g = FileLock::shared(&lock)?;
-                    self.catch_up()?;
-                }
-                Change::Replaced => {
-                    let lock = self.lock_handle();
-                    let _g = FileLock::shared(&lock)?;
-                    self.reload_log()?;
-                }
-            }
+        if self.log.is_some() {
+            self.sync_log()?;
         }
         Ok(())
+    }
+
+    /// Bring the objects up to date (reading the log if it was not read yet): one `lseek` when
+    /// nothing changed.
+    pub fn sync_objects(&mut self) -> Result<()> {
+        if self.log.is_none() {
+            return self.ensure_loaded();
+        }
+        self.sync_log()
+    }
+
+    fn sync_log(&mut self) -> Result<()> {
+        let Some(log) = &self.log else { return Ok(()) };
+        match log.check()? {
+            Change::None => Ok(()),
+            Change::Grown => {
+                let lock = self.lock_handle();
+                let _g = FileLock::shared(&lock)?;
+                self.catch_up()
+            }
+            Change::Replaced => {
+                let lock = self.lock_handle();
+                let _g = FileLock::shared(&lock)?;
+                self.sync_meta()?;
+                self.reload_log()
+            }
+        }
     }
 
     fn sync_meta(&mut self) -> Result<()> {
@@ -220,13 +254,14 @@ impl Ready {
         self.live_bytes = 0;
     }
 
-    /// Read the object log if it has not been read yet.
+    /// Read the object log if it has not been read yet (the metadata first: it names the log).
     pub fn ensure_loaded(&mut self) -> Result<()> {
         if self.log.is_some() {
             return Ok(());
         }
         let lock = self.lock_handle();
         let _g = FileLock::shared(&lock)?;
+        self.sync_meta()?;
         self.reload_log()
     }
 
@@ -241,7 +276,14 @@ impl Ready {
             .filter(|(_, o)| o.is_token())
             .map(|(id, _)| *id)
             .collect();
-        let seen = self.catch_up()?;
+        if before.is_empty() {
+            return self.catch_up();
+        }
+        let mut seen = IdMap::default();
+        if self.read_appended(Some(&mut seen))? == Read::Superseded {
+            // Replaced again meanwhile: start over from the path.
+            return self.follow_marker();
+        }
         for id in before {
             if !seen.contains_key(&id) {
                 // Gone from the compacted log: deleted by another process.
@@ -251,16 +293,49 @@ impl Ready {
         Ok(())
     }
 
-    /// Read and apply what was appended since the last read (a lock is held by the caller).
-    /// Returns the ids of the objects whose records were seen.
-    fn catch_up(&mut self) -> Result<HashMap<ObjectId, u64>> {
+    /// Read and apply what was appended since the last read (a lock is held by the caller),
+    /// following a superseded marker to the new log.
+    fn catch_up(&mut self) -> Result<()> {
+        match self.read_appended(None)? {
+            Read::Done => Ok(()),
+            Read::Superseded => self.follow_marker(),
+        }
+    }
+
+    /// The log this process reads was replaced or left behind: take the metadata and the log
+    /// the folder has now (a lock is held by the caller).
+    fn follow_marker(&mut self) -> Result<()> {
+        self.sync_meta()?;
+        // After a re-initialisation `reset` forgot everything; else a compaction: objects
+        // whose record is still there keep their attributes.
+        self.reload_log()
+    }
+
+    /// Is a superseded marker real: was the token re-initialised (the metadata names another
+    /// incarnation), or does the path name another file? A marker left by a crash before the
+    /// rename is neither.
+    fn marker_is_real(&mut self) -> Result<bool> {
+        let uuid = self.meta.uuid;
+        self.sync_meta()?;
+        if self.meta.uuid != uuid || self.log.is_none() {
+            return Ok(true);
+        }
+        match &self.log {
+            Some(log) => Ok(!log.path_names_this_file()?),
+            None => Ok(true),
+        }
+    }
+
+    /// Read the bytes appended since the last read and apply their records; `seen` collects the
+    /// ids of the objects whose records were seen. Stops at a real superseded marker.
+    fn read_appended(&mut self, mut seen: Option<&mut IdMap<ObjectId, ()>>) -> Result<Read> {
         let Some(log) = self.log.as_mut() else {
-            return Ok(HashMap::new());
+            return Ok(Read::Done);
         };
         let new = log.read_new()?;
-        let scan = format::scan(&new.bytes);
+        let scan = format::scan(&new);
         let base = log.valid_end;
-        let valid = scan.valid_end(new.bytes.len());
+        let valid = scan.valid_end(new.len());
         let path = log.path.clone();
         for (a, b) in &scan.damaged {
             log::error!(
@@ -278,17 +353,20 @@ impl Ready {
             log::warn!(
                 "{}: {} bytes at the end hold no intact record (an interrupted write or damage)",
                 path.display(),
-                new.bytes.len() - t
+                new.len() - t
             );
         }
         log.consumed(valid);
-        let mut seen = HashMap::new();
+        if base == 0 {
+            // A first read: about one object per frame.
+            self.objects.reserve(scan.frames.len());
+        }
         for f in &scan.frames {
             if f.kind != format::KIND_RECORDS {
                 log::error!("{}: unexpected frame kind {}", path.display(), f.kind);
                 continue;
             }
-            let Some(records) = format::decode_records(f.body) else {
+            let Some(records) = format::decode_records_in(&new, f.body) else {
                 log::error!(
                     "{}: a record frame at {} does not decode; skipped",
                     path.display(),
@@ -297,11 +375,24 @@ impl Ready {
                 continue;
             };
             for r in records {
-                seen.insert(r.id, r.seq);
+                if r.op == OP_SUPERSEDED {
+                    if !r.open_header(&self.pub_aead, &self.meta.uuid) {
+                        log::error!(
+                            "{}: a superseded marker does not authenticate; skipped",
+                            path.display()
+                        );
+                    } else if self.marker_is_real()? {
+                        return Ok(Read::Superseded);
+                    }
+                    continue;
+                }
+                if let Some(seen) = seen.as_deref_mut() {
+                    seen.insert(r.id, ());
+                }
                 self.apply(r);
             }
         }
-        Ok(seen)
+        Ok(Read::Done)
     }
 
     fn drop_token_object(&mut self, id: ObjectId) {
@@ -324,7 +415,7 @@ impl Ready {
         let uuid = self.meta.uuid;
         match r.op {
             OP_MARK | OP_DELETE => {
-                if !matches!(r.open(&self.pub_aead, &uuid), Some(Opened::Header)) {
+                if !r.open_header(&self.pub_aead, &uuid) {
                     log::error!(
                         "{}: a record does not authenticate (damaged or foreign); skipped",
                         self.paths.dir.display()
@@ -351,10 +442,10 @@ impl Ready {
                 } else {
                     Some(&self.pub_aead)
                 };
-                let attrs = match key {
-                    Some(k) => match r.open(k, &uuid) {
-                        Some(Opened::Put(a)) => Some(a),
-                        _ => {
+                let plain = match key {
+                    Some(k) => match r.open_plain(k, &uuid) {
+                        Some(p) => Some(p),
+                        None => {
                             log::error!(
                                 "{}: object {} (version {}) does not authenticate (damaged or \
                                  foreign); skipped",
@@ -368,26 +459,17 @@ impl Ready {
                     None => None,
                 };
                 self.last_seq = self.last_seq.max(r.seq);
-                self.put_token_object(r, attrs);
+                let id = r.id;
+                self.put_token_object(id, Obj::read(r, plain));
             }
             _ => log::error!("{}: unknown record type; skipped", self.paths.dir.display()),
         }
     }
 
-    fn put_token_object(&mut self, r: SealedRecord, attrs: Option<Template>) {
-        let id = r.id;
+    fn put_token_object(&mut self, id: ObjectId, o: Obj) {
         self.drop_token_object(id);
-        self.live_bytes += r.size() as u64;
-        self.objects.put(
-            id,
-            Obj {
-                attrs,
-                private: r.private,
-                record: Some(r),
-                owner: None,
-                key: None,
-            },
-        );
+        self.live_bytes += o.record.as_ref().map_or(0, |r| r.size() as u64);
+        self.objects.put(id, o);
     }
 
     // ------------------------------------------------------------------ writing
@@ -416,16 +498,7 @@ impl Ready {
         self.ensure_loaded()?;
         let lock = self.lock_handle();
         let _g = FileLock::exclusive(&lock)?;
-        self.sync_meta()?;
-        if self.log.is_none() {
-            // The token was re-initialised meanwhile.
-            self.reload_log()?;
-        }
-        if self.log.as_ref().map(|l| l.check()).transpose()? == Some(Change::Replaced) {
-            self.reload_log()?;
-        } else {
-            self.catch_up()?;
-        }
+        self.catch_up_exclusive()?;
         let pending = build(self)?;
         if pending.is_empty() {
             return Ok(Vec::new());
@@ -433,7 +506,8 @@ impl Ready {
         let uuid = self.meta.uuid;
         let mut seq = self.last_seq;
         let mut records = Vec::with_capacity(pending.len());
-        let mut applied: Vec<(SealedRecord, Option<Template>)> = Vec::new();
+        let mut applied: Vec<(SealedRecord, Option<Template>)> =
+            Vec::with_capacity(records.capacity());
         let mut new_ids = Vec::new();
         for p in pending {
             seq += 1;
@@ -473,7 +547,8 @@ impl Ready {
                 self.drop_token_object(rec.id);
                 self.tombstones.insert(rec.id, rec.seq);
             } else {
-                self.put_token_object(rec, attrs);
+                let id = rec.id;
+                self.put_token_object(id, Obj::written(rec, attrs.unwrap_or_default()));
             }
         }
         self.maybe_compact();
@@ -530,12 +605,16 @@ impl Ready {
         let mark =
             SealedRecord::header_only(&self.pub_aead, &self.meta.uuid, self.last_seq, 0, OP_MARK)?;
         buf.extend_from_slice(&format::records_frame(&[mark])?);
+        let marker = superseded_frame(&self.pub_aead, &self.meta.uuid)?;
         let dir = self.paths.dir.clone();
         let log = self
             .log
             .as_mut()
             .ok_or_else(|| Error::general("object log not open"))?;
         let before = log.valid_end;
+        // Readers that have the old file open learn from it that it is replaced. (A crash
+        // between the two leaves a stale marker, which readers recognise and skip.)
+        log.append_marker(&marker)?;
         log.replace(&dir, &buf)?;
         self.tombstones.clear();
         log::info!(
@@ -551,16 +630,33 @@ impl Ready {
         self.ensure_loaded()?;
         let lock = self.lock_handle();
         let _g = FileLock::exclusive(&lock)?;
-        self.sync_meta()?;
-        if self.log.is_none() {
-            self.reload_log()?;
-        }
-        if self.log.as_ref().map(|l| l.check()).transpose()? == Some(Change::Replaced) {
-            self.reload_log()?;
-        } else {
-            self.catch_up()?;
-        }
+        self.catch_up_exclusive()?;
         self.compact_locked()
+    }
+
+    /// Under the exclusive lock, before a write: the metadata and the log as they are now
+    /// (writers also check the path, one `stat`, so they never append to a replaced file even
+    /// without a marker).
+    fn catch_up_exclusive(&mut self) -> Result<()> {
+        self.sync_meta()?;
+        match &self.log {
+            // The token was re-initialised meanwhile.
+            None => self.reload_log(),
+            Some(log) if !log.path_names_this_file()? || log.check()? == Change::Replaced => {
+                self.reload_log()
+            }
+            Some(_) => self.catch_up(),
+        }
+    }
+
+    /// Tell processes that read the current log that it is left behind (re-initialisation;
+    /// exclusive lock held; `old` is the metadata as it is on disk). This process reads the log
+    /// the metadata names from now on.
+    pub fn leave_log(&mut self, old: &Meta) -> Result<()> {
+        let frame = superseded_frame(&Aead::new(&old.k_pub), &old.uuid)?;
+        store::append_marker(&self.paths.log(&old.uuid), &frame)?;
+        self.log = None;
+        Ok(())
     }
 
     /// Is an object visible to the current login?
@@ -569,14 +665,13 @@ impl Ready {
         if o.private && self.login != Some(UserType::User) {
             return None;
         }
-        o.attrs.as_ref()?;
-        Some(o)
+        o.has_attrs().then_some(o)
     }
 
     /// The attributes of a visible object, or `rv`.
     pub fn attrs(&self, id: ObjectId, rv: CK_RV) -> Result<&Template> {
         self.visible(id)
-            .and_then(|o| o.attrs.as_ref())
+            .and_then(|o| o.attrs())
             .ok_or_else(|| Error::new(rv))
     }
 

@@ -12,9 +12,10 @@
 
 use crate::format::Meta;
 use std::fs::{self, DirBuilder, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use token_api::ck::*;
 use token_api::{Error, Result};
 
@@ -225,21 +226,21 @@ pub fn hex(b: &[u8]) -> String {
 }
 
 /// The append-only object log of one token, as far as this process has read it.
+///
+/// Klyuch writers only ever append to a log, and announce a log they replace (compaction) or
+/// leave behind (re-initialisation) with a last "superseded" record (see
+/// [`crate::format::OP_SUPERSEDED`]). So whether anything changed is one `lseek` on the open
+/// descriptor: the file's size against the end of what was read. No path lookup per call.
 pub struct Log {
     pub path: PathBuf,
     file: File,
-    /// The stamp of the file when it was last read (size and mtime included).
-    pub stamp: Stamp,
+    /// (device, inode) of the open file, to tell whether the path still names it.
+    id: (u64, u64),
     /// End of the intact part read so far; the next frame goes here (anything after it is a torn
     /// or damaged tail, cut off by the next writer).
     pub valid_end: u64,
     /// The tail already reported (so a lasting one is logged once).
     pub warned_tail: Option<u64>,
-}
-
-/// New frames read from the log.
-pub struct NewFrames {
-    pub bytes: Vec<u8>,
 }
 
 impl Log {
@@ -253,36 +254,51 @@ impl Log {
             .mode(0o600)
             .open(&path)
             .map_err(|e| io_err("cannot open", &path, e))?;
+        let md = file
+            .metadata()
+            .map_err(|e| io_err("cannot stat", &path, e))?;
         Ok(Log {
             path,
             file,
-            stamp: Stamp::default(),
+            id: (md.dev(), md.ino()),
             valid_end: 0,
             warned_tail: None,
         })
     }
 
-    /// Has the file changed since it was last read? (One `stat` of the path.) Returns
-    /// `Replaced` if the path now names another file (compaction, re-initialisation).
+    /// The size of the open file (one `lseek`; positioned reads and writes do not use the
+    /// offset it moves).
+    pub fn size(&self) -> Result<u64> {
+        (&self.file)
+            .seek(SeekFrom::End(0))
+            .map_err(|e| io_err("cannot seek in", &self.path, e))
+    }
+
+    /// Has the open file changed since it was last read? `Grown` when there is anything after
+    /// the intact part (new records, or a torn tail that is read again until a writer cuts it
+    /// off: it may be a write in progress, seen without the lock); `Replaced` when the file is
+    /// shorter than what was read (not something a Klyuch writer does: open the path again).
     pub fn check(&self) -> Result<Change> {
-        match Stamp::path(&self.path)? {
-            None => Ok(Change::Replaced),
-            Some(s) if !s.same_file(&self.stamp) => Ok(Change::Replaced),
-            // A torn tail is read again until a writer cuts it off (it may be a write in
-            // progress elsewhere, seen without the lock).
-            Some(s) if s != self.stamp || s.size != self.valid_end => Ok(Change::Grown),
-            Some(_) => Ok(Change::None),
-        }
+        let size = self.size()?;
+        Ok(if size == self.valid_end {
+            Change::None
+        } else if size > self.valid_end {
+            Change::Grown
+        } else {
+            Change::Replaced
+        })
+    }
+
+    /// Does the path still name the open file? (One `stat` by path: for writers, and for a
+    /// superseded marker.)
+    pub fn path_names_this_file(&self) -> Result<bool> {
+        Ok(Stamp::path(&self.path)?.is_some_and(|s| (s.dev, s.ino) == self.id))
     }
 
     /// Read everything after `valid_end` (call with a lock held). Returns the bytes; the caller
-    /// scans them and calls [`Log::consumed`].
-    pub fn read_new(&mut self) -> Result<NewFrames> {
-        let md = self
-            .file
-            .metadata()
-            .map_err(|e| io_err("cannot stat", &self.path, e))?;
-        let size = md.size();
+    /// scans them and calls [`Log::consumed`]. Records keep pointing into the buffer.
+    pub fn read_new(&mut self) -> Result<Arc<Vec<u8>>> {
+        let size = self.size()?;
         let mut bytes = Vec::new();
         if size > self.valid_end {
             let len = usize::try_from(size - self.valid_end)
@@ -292,8 +308,7 @@ impl Log {
                 .read_exact_at(&mut bytes, self.valid_end)
                 .map_err(|e| io_err("cannot read", &self.path, e))?;
         }
-        self.stamp = Stamp::of(&md);
-        Ok(NewFrames { bytes })
+        Ok(Arc::new(bytes))
     }
 
     /// Record that `n` bytes after the old `valid_end` are intact.
@@ -321,17 +336,24 @@ impl Log {
         if let Err(e) = r {
             let _ = self.file.set_len(end);
             let _ = self.file.sync_data();
-            if let Ok(md) = self.file.metadata() {
-                self.stamp = Stamp::of(&md);
-            }
             return Err(io_err("cannot write", &self.path, e));
         }
         self.valid_end = end + frame.len() as u64;
-        let md = self
-            .file
-            .metadata()
-            .map_err(|e| io_err("cannot stat", &self.path, e))?;
-        self.stamp = Stamp::of(&md);
+        Ok(())
+    }
+
+    /// Append the superseded marker (exclusive lock held, log read up to its end; a torn tail is
+    /// cut off first), unsynced (see [`append_marker`]). The marker counts as read, so this
+    /// process never cuts it off later.
+    pub fn append_marker(&mut self, frame: &[u8]) -> Result<()> {
+        let end = self.valid_end;
+        if self.size()? != end {
+            self.file
+                .set_len(end)
+                .map_err(|e| io_err("cannot cut", &self.path, e))?;
+        }
+        write_at_end(&self.file, &self.path, end, frame)?;
+        self.valid_end = end + frame.len() as u64;
         Ok(())
     }
 
@@ -341,15 +363,35 @@ impl Log {
         remove_stale_temporaries(dir);
         write_atomic(dir, &self.path, contents)?;
         let mut fresh = Log::open(self.path.clone(), false)?;
-        let md = fresh
-            .file
-            .metadata()
-            .map_err(|e| io_err("cannot stat", &self.path, e))?;
-        fresh.stamp = Stamp::of(&md);
-        fresh.valid_end = md.size();
+        fresh.valid_end = fresh.size()?;
         *self = fresh;
         Ok(())
     }
+}
+
+/// Append `frame` at the current end of the log file at `path`, if there is one (exclusive lock
+/// held): the superseded marker of a log about to be replaced or left behind. Not synced: it
+/// only tells processes that have the file open (a crash takes them along, or leaves the
+/// marker stale, which readers recognise). After a torn tail the frame is still found: readers
+/// skip damaged bytes to the next intact frame.
+pub fn append_marker(path: &Path, frame: &[u8]) -> Result<()> {
+    let file = match OpenOptions::new().write(true).open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io_err("cannot open", path, e)),
+    };
+    let end = file
+        .metadata()
+        .map_err(|e| io_err("cannot stat", path, e))?
+        .len();
+    write_at_end(&file, path, end, frame)
+}
+
+fn write_at_end(file: &File, path: &Path, end: u64, frame: &[u8]) -> Result<()> {
+    file.write_all_at(frame, end).map_err(|e| {
+        let _ = file.set_len(end);
+        io_err("cannot write", path, e)
+    })
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

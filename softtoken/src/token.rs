@@ -9,7 +9,6 @@ use crate::source::{Shared, lock};
 use crate::state::{Pending, Ready};
 use crate::store::{self, Stamp, TokenPaths};
 use klyuch_crypto::{Key, MechanismImpl};
-use std::mem::size_of;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use token_api::ck::*;
@@ -159,16 +158,22 @@ impl SoftToken {
     }
 
     /// Bring the in-memory state up to date: find the folder of a token initialised elsewhere,
-    /// notice one that was removed, read what other processes changed.
-    fn resolve(&self, g: &mut Option<Box<Ready>>) -> Result<()> {
+    /// notice one that was removed, read what other processes changed. `objects`: only what
+    /// object calls need (the object log, read if it was not; the metadata is checked by the
+    /// other calls, and by object calls when the log names a change).
+    fn resolve(&self, g: &mut Option<Box<Ready>>, objects: bool) -> Result<()> {
         match g {
             None => {
                 if let Some(dir) = self.shared.folder_for(self.slot)? {
-                    *g = Some(Box::new(Ready::open(TokenPaths::new(dir))?));
+                    let mut r = Box::new(Ready::open(TokenPaths::new(dir))?);
+                    if objects {
+                        r.ensure_loaded()?;
+                    }
+                    *g = Some(r);
                 }
                 Ok(())
             }
-            Some(r) => match r.sync() {
+            Some(r) => match if objects { r.sync_objects() } else { r.sync() } {
                 Ok(()) => Ok(()),
                 Err(e) => {
                     if !r.paths.dir.exists() {
@@ -186,19 +191,21 @@ impl SoftToken {
     /// Run `f` on the up-to-date state of an initialised token.
     fn with_ready<T>(&self, f: impl FnOnce(&mut Ready) -> Result<T>) -> Result<T> {
         let mut g = self.state();
-        self.resolve(&mut g)?;
+        self.resolve(&mut g, false)?;
         match g.as_deref_mut() {
             Some(r) => f(r),
             None => Err(not_initialised()),
         }
     }
 
-    /// Run `f` with the object log read.
+    /// Run `f` with the objects up to date (the object log read).
     fn with_objects<T>(&self, f: impl FnOnce(&mut Ready) -> Result<T>) -> Result<T> {
-        self.with_ready(|r| {
-            r.ensure_loaded()?;
-            f(r)
-        })
+        let mut g = self.state();
+        self.resolve(&mut g, true)?;
+        match g.as_deref_mut() {
+            Some(r) => f(r),
+            None => Err(not_initialised()),
+        }
     }
 
     /// Statistics of the token (reads the object log if needed).
@@ -373,16 +380,8 @@ impl SoftToken {
             Ok(id)
         } else {
             let id = self.next_session_object.fetch_add(1, Ordering::Relaxed);
-            r.objects.put(
-                id,
-                Obj {
-                    attrs: Some(attrs),
-                    private,
-                    record: None,
-                    owner: Some(s.handle),
-                    key,
-                },
-            );
+            r.objects
+                .put(id, Obj::session(attrs, private, Some(s.handle), key));
             Ok(id)
         }
     }
@@ -432,48 +431,44 @@ impl SoftToken {
         }
     }
 
-    /// Find a key for an operation and check that it may do it.
+    /// Find a key for an operation and check that it may do it. What the checks read is kept
+    /// with the object (`KeyFacts`), as is the prepared key, so a repeated use scans nothing.
     fn prepare(&self, id: ObjectId, mech: CK_MECHANISM_TYPE, u: &KeyUse) -> Result<Prepared> {
         self.with_objects(|r| {
             let o = r.visible(id).ok_or_else(|| Error::new(u.invalid))?;
-            let a = o.attrs.as_ref().ok_or_else(|| Error::new(u.invalid))?;
-            let class = ulong(a, CKA_CLASS).unwrap_or(CKO_DATA);
-            if !is_key_class(class) {
+            let f = o.facts().ok_or_else(|| Error::new(u.invalid))?;
+            if !is_key_class(f.class) {
                 return Err(Error::with(u.invalid, "the object is not a key"));
             }
-            if !u.classes.contains(&class) {
+            if !u.classes.contains(&f.class) {
                 return Err(Error::with(
                     u.wrong_class,
                     "this class of key cannot do that",
                 ));
             }
-            if !flag(a, u.attr, false) {
+            if !f.allows(u.attr) {
                 return Err(Error::with(
                     CKR_KEY_FUNCTION_NOT_PERMITTED,
                     format!("the key has {} false", token_api::attr::attr_name(u.attr)),
                 ));
             }
-            if let Some(list) = a.get(CKA_ALLOWED_MECHANISMS) {
-                let allowed: Vec<CK_ULONG> = list
-                    .chunks_exact(size_of::<CK_ULONG>())
-                    .filter_map(|c| c.try_into().ok().map(CK_ULONG::from_ne_bytes))
-                    .collect();
-                if !allowed.is_empty() && !allowed.contains(&mech) {
-                    return Err(Error::with(
-                        CKR_MECHANISM_INVALID,
-                        "the mechanism is not in the key's CKA_ALLOWED_MECHANISMS",
-                    ));
-                }
+            if !f.mechanism_allowed(mech) {
+                return Err(Error::with(
+                    CKR_MECHANISM_INVALID,
+                    "the mechanism is not in the key's CKA_ALLOWED_MECHANISMS",
+                ));
             }
-            let always_authenticate =
-                class == CKO_PRIVATE_KEY && flag(a, CKA_ALWAYS_AUTHENTICATE, false);
-            let always_sensitive = flag(a, CKA_ALWAYS_SENSITIVE, false);
-            let never_extractable = flag(a, CKA_NEVER_EXTRACTABLE, false);
-            let trusted = flag(a, CKA_TRUSTED, false);
+            let (always_authenticate, always_sensitive, never_extractable, trusted) = (
+                f.always_authenticate,
+                f.always_sensitive,
+                f.never_extractable,
+                f.trusted,
+            );
             // The prepared key is cached with the object (dropped when the object changes).
             let key = match &o.key {
                 Some(k) => k.clone(),
                 None => {
+                    let a = o.attrs().ok_or_else(|| Error::new(u.invalid))?;
                     let k = Arc::new(Key::from_attributes(a)?);
                     if let Some(o) = r.objects.get_mut(id) {
                         o.key = Some(k.clone());
@@ -539,7 +534,7 @@ fn pin_flags(m: &Meta, role: Role, max: u32) -> CK_FLAGS {
 impl Token for SoftToken {
     fn info(&self) -> TokenInfo {
         let mut g = self.state();
-        if let Err(e) = self.resolve(&mut g) {
+        if let Err(e) = self.resolve(&mut g, false) {
             log::warn!("soft token slot {}: {e}", self.slot);
         }
         let cfg = &self.shared.cfg;
@@ -577,7 +572,7 @@ impl Token for SoftToken {
     fn init_token(&self, so_pin: &Pin, label: &str) -> Result<()> {
         let initialised = {
             let mut g = self.state();
-            self.resolve(&mut g)?;
+            self.resolve(&mut g, false)?;
             g.is_some()
         };
         if !initialised {
@@ -609,6 +604,8 @@ impl Token for SoftToken {
             let lock = r.lock_handle();
             let _g = store::FileLock::exclusive(&lock)?;
             let old = paths.read_meta()?.0;
+            // Processes that read the old object log learn from it that it is left behind.
+            r.leave_log(&old)?;
             let meta = Meta {
                 uuid,
                 label: label.trim_end().to_owned(),
@@ -819,11 +816,7 @@ impl Token for SoftToken {
             let o = r
                 .visible(obj)
                 .ok_or_else(|| Error::new(CKR_OBJECT_HANDLE_INVALID))?;
-            if !o
-                .attrs
-                .as_ref()
-                .is_some_and(|a| flag(a, CKA_DESTROYABLE, true))
-            {
+            if !o.attrs().is_some_and(|a| flag(a, CKA_DESTROYABLE, true)) {
                 return Err(Error::with(
                     CKR_ACTION_PROHIBITED,
                     "the object cannot be destroyed (CKA_DESTROYABLE is false)",
@@ -888,27 +881,21 @@ impl Token for SoftToken {
                     Ok(vec![Pending::Update { id: obj, attrs }])
                 })?;
             } else {
-                let cur = o.attrs.clone().unwrap_or_default();
+                let cur = o.attrs().cloned().unwrap_or_default();
                 let attrs = schema::apply_set(&cur, template, is_so)?;
                 let (private, owner) = (o.private, o.owner);
-                r.objects.put(
-                    obj,
-                    Obj {
-                        attrs: Some(attrs),
-                        private,
-                        record: None,
-                        owner,
-                        key: None,
-                    },
-                );
+                r.objects
+                    .put(obj, Obj::session(attrs, private, owner, None));
             }
             Ok(())
         })
     }
 
     fn find_objects(&self, _s: &SessionCtx, template: &Template) -> Result<Vec<ObjectId>> {
+        // A search also checks the metadata (one `stat`; searches are not the per-signature
+        // path), so damage to it is reported by the next search as before.
         let mut g = self.state();
-        self.resolve(&mut g)?;
+        self.resolve(&mut g, false)?;
         let Some(r) = g.as_deref_mut() else {
             return Ok(Vec::new());
         };
@@ -917,11 +904,7 @@ impl Token for SoftToken {
             .objects
             .candidates(template)
             .into_iter()
-            .filter(|&id| {
-                r.visible(id)
-                    .and_then(|o| o.attrs.as_ref())
-                    .is_some_and(|a| a.matches_search(template))
-            })
+            .filter(|&id| r.visible(id).is_some_and(|o| o.matches_search(template)))
             .collect();
         out.sort_unstable();
         Ok(out)
