@@ -13,7 +13,7 @@ test_pkgs=(
   # interoperability tests (tests/tests/{nss,openssl,gnutls,p11kit,java,browsers}.rs)
   poppler-utils curl openjdk-17-jdk-headless chromium firefox-esr xvfb xdotool
 )
-demo_pkgs=(openssl opensc libengine-pkcs11-openssl libengine-gost-openssl)
+demo_pkgs=(openssl opensc libengine-gost-openssl)
 pkgs=("${build_pkgs[@]}")
 case "${1:-}" in
   --build) ;;
