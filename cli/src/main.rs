@@ -92,6 +92,11 @@ enum Command {
     Csr(cmd::csr::CsrArgs),
     /// Benchmark Klyuch's module against SoftHSMv2 (and raw aws-lc-rs, OpenSSL's GOST engine)
     Bench(cmd::bench::BenchArgs),
+    /// Register the module with Firefox (every profile), Chromium (~/.pki/nssdb) and p11-kit
+    #[command(after_help = cmd::register::REGISTER_HELP)]
+    Register(cmd::register::RegisterArgs),
+    /// Remove what `klyuch register` added
+    Unregister(cmd::register::RegisterArgs),
 }
 
 fn run(cli: Cli) -> Result<(), CliError> {
@@ -105,6 +110,8 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Delete(a) => cmd::delete::run(g.module.as_deref(), &g.selector(), &a),
         Command::Csr(a) => cmd::csr::run(g.module.as_deref(), &g.selector(), &a),
         Command::Bench(a) => cmd::bench::run(g.module.as_deref(), &a),
+        Command::Register(a) => cmd::register::run_register(g.module.as_deref(), &a),
+        Command::Unregister(a) => cmd::register::run_unregister(&a),
     }
 }
 

@@ -6,6 +6,7 @@ pub mod delete;
 pub mod import;
 pub mod objects;
 pub mod pin;
+pub mod register;
 pub mod slots;
 pub mod token;
 
