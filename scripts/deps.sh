@@ -11,7 +11,7 @@ test_pkgs=(
   libengine-pkcs11-openssl libengine-gost-openssl libssl-dev
   pcscd pcsc-tools vsmartcard-vpcd yubico-piv-tool procps
   # interoperability tests (tests/tests/{nss,openssl,gnutls,p11kit,java,browsers}.rs)
-  poppler-utils curl openjdk-17-jdk-headless chromium firefox-esr xvfb xdotool
+  poppler-utils curl openjdk-17-jdk-headless xmlsec1 chromium firefox-esr xvfb xdotool
 )
 demo_pkgs=(openssl opensc libengine-gost-openssl)
 pkgs=("${build_pkgs[@]}")

@@ -16,7 +16,7 @@ use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHan
 use cryptoki::session::Session;
 use der::asn1::{ObjectIdentifier, OctetString};
 use der::{Decode, Encode};
-use klyuch_tests::{require, text, Fixture, USER_PIN};
+use klyuch_tests::{module_path, require, text, Fixture, USER_PIN};
 
 // PKCS#11 / TC26 numbers (gost-pkcs11.md §1).
 const CKA_GOSTR3410_PARAMS: u64 = 0x250;
@@ -1019,4 +1019,218 @@ fn klyuch_import_gost_pkcs12() {
         let sig = s.sign(&with_hash(512), k, MSG).unwrap();
         openssl_verifies(&f, 512, "b.pub.pem", "msg.txt", &sig, "sig.bin");
     }
+}
+
+/// Issue 5, item 7, as a user does it with standard software: a GOST 2012-256 key generated on
+/// the token by pkcs11-tool, a certificate for it from a GOST test CA (request by `klyuch csr`,
+/// certificate by OpenSSL's GOST engine) written next to it; pkcs11-tool signs, OpenSSL verifies
+/// with the certificate's key; `pkcs11-tool -O` and `p11tool --list-all` show the GOST objects.
+/// (GnuTLS 3.7 cannot read GOST *public key* objects, "requested reading public key of
+/// unsupported type 48", so p11tool lists the private key and the certificate only.)
+#[test]
+fn pkcs11_tool_and_p11tool_show_gost_objects_and_openssl_verifies_with_the_certificate() {
+    require!("pkcs11-tool", "p11tool");
+    require_gost!();
+    let Some(bin) = klyuch_bin() else {
+        eprintln!("SKIPPED: the klyuch tool is not built (cargo build -p klyuch)");
+        return;
+    };
+    let f = Fixture::new();
+    f.init_token("gost-std");
+    std::fs::write(f.path("msg.txt"), MSG).unwrap();
+    let base = ["--token-label", "gost-std", "--login", "--pin", USER_PIN];
+    let tool = |args: &[&str]| text(&f.pkcs11_tool(&[&base[..], args].concat()));
+    tool(&[
+        "--keypairgen",
+        "--key-type",
+        "GOSTR3410-2012-256:B",
+        "--id",
+        "31",
+        "--label",
+        "gostkey",
+    ]);
+    // The certificate: a request signed on the token, a GOST CA (files) signs it.
+    klyuch(
+        &f,
+        &bin,
+        &[
+            "--token",
+            "gost-std",
+            "csr",
+            "--id",
+            "31",
+            "--subject",
+            "/C=RU/O=Klyuch Test/CN=GOST Token Signer",
+            "--pin",
+            USER_PIN,
+            "--out",
+            "gost.csr",
+        ],
+    );
+    let e = ["-engine", "gost"];
+    openssl(
+        &f,
+        &[
+            &["genpkey"],
+            &e[..],
+            &[
+                "-algorithm",
+                "gost2012_256",
+                "-pkeyopt",
+                "paramset:A",
+                "-out",
+                "ca.key",
+            ],
+        ]
+        .concat(),
+    );
+    openssl(
+        &f,
+        &[
+            &["req"],
+            &e[..],
+            &[
+                "-new",
+                "-x509",
+                "-days",
+                "30",
+                "-key",
+                "ca.key",
+                "-md_gost12_256",
+                "-subj",
+                "/O=Klyuch Test/CN=Klyuch GOST Test CA",
+                "-out",
+                "ca.pem",
+            ],
+        ]
+        .concat(),
+    );
+    openssl(
+        &f,
+        &[
+            &["x509"],
+            &e[..],
+            &[
+                "-req",
+                "-in",
+                "gost.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "30",
+                "-md_gost12_256",
+                "-out",
+                "gost.pem",
+            ],
+        ]
+        .concat(),
+    );
+    openssl(
+        &f,
+        &[
+            "x509", "-in", "gost.pem", "-outform", "DER", "-out", "gost.der",
+        ],
+    );
+    tool(&[
+        "--write-object",
+        "gost.der",
+        "--type",
+        "cert",
+        "--id",
+        "31",
+        "--label",
+        "gostkey",
+    ]);
+    let v = openssl(
+        &f,
+        &[&["verify"], &e[..], &["-CAfile", "ca.pem", "gost.pem"]].concat(),
+    );
+    assert!(v.contains("gost.pem: OK"), "{v}");
+
+    // pkcs11-tool -O: both keys with their GOST key type and CKA_GOSTR3410_PARAMS (pkcs11-tool's
+    // ":B" is the CryptoPro-A OID 1.2.643.2.2.35.1, i.e. the tc26-256-B curve), the 64-byte
+    // public value, and the certificate with its subject.
+    let list = tool(&["-O"]);
+    for class in [
+        "Private Key Object; GOSTR3410-2012-256",
+        "Public Key Object; GOSTR3410-2012-256",
+    ] {
+        let block = list
+            .split("\n")
+            .skip_while(|l| !l.starts_with(class))
+            .take_while(|l| l.starts_with(class) || l.starts_with(' '))
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(
+            block.contains("PARAMS OID: 06072a850302022301")
+                && block.contains("label:      gostkey")
+                && block.contains("ID:         31"),
+            "{class}:\n{list}"
+        );
+    }
+    assert!(
+        list.contains("Certificate Object; type = X.509 cert")
+            && list.contains("subject:    DN: C=RU, O=Klyuch Test, CN=GOST Token Signer"),
+        "{list}"
+    );
+
+    // p11tool --list-all: the GOST certificate by its algorithm, and the private key.
+    let out = f
+        .command(
+            "p11tool",
+            &[
+                "--provider",
+                module_path().to_str().unwrap(),
+                "--login",
+                "--list-all",
+                "pkcs11:token=gost-std",
+            ],
+        )
+        .env("GNUTLS_PIN", USER_PIN)
+        .output()
+        .unwrap();
+    let p11 = text(&out);
+    assert!(out.status.success(), "{p11}");
+    assert!(
+        p11.contains("Type: X.509 Certificate (GOST R 34.10-2012-256)")
+            && p11.contains("id=%31;object=gostkey;type=cert")
+            && p11.contains("id=%31;object=gostkey;type=private"),
+        "{p11}"
+    );
+
+    // pkcs11-tool signs (CKM_GOSTR3410_WITH_GOSTR3411_12_256), OpenSSL verifies with the
+    // certificate's public key; a flipped bit fails.
+    tool(&[
+        "--sign",
+        "-m",
+        "GOSTR3410-WITH-GOSTR3411-12-256",
+        "--id",
+        "31",
+        "-i",
+        "msg.txt",
+        "-o",
+        "msg.sig",
+    ]);
+    let pubkey = openssl(
+        &f,
+        &[&["x509"], &e[..], &["-in", "gost.pem", "-pubkey", "-noout"]].concat(),
+    );
+    let pem: String = pubkey
+        .lines()
+        .skip_while(|l| !l.starts_with("-----BEGIN PUBLIC KEY"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(f.path("cert.pub.pem"), pem).unwrap();
+    let sig = std::fs::read(f.path("msg.sig")).unwrap();
+    assert_eq!(sig.len(), 64);
+    openssl_verifies(&f, 256, "cert.pub.pem", "msg.txt", &sig, "msg2.sig");
+    println!(
+        "checked: pkcs11-tool generated a GOST 2012-256 key; klyuch csr + a GOST CA (OpenSSL gost engine) made its certificate, written to the token; \
+         pkcs11-tool -O shows the private and public GOSTR3410-2012-256 objects with PARAMS OID 06072a850302022301 and the certificate; \
+         p11tool --list-all shows the X.509 Certificate (GOST R 34.10-2012-256) and the private key; \
+         pkcs11-tool --sign -m GOSTR3410-WITH-GOSTR3411-12-256 verified by openssl dgst -engine gost with the certificate's key (a flipped bit fails)"
+    );
 }

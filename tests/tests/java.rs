@@ -1,24 +1,22 @@
 //! Java 17 SunPKCS11 with Klyuch: `keytool -list` shows the token's keys as private key entries,
 //! `jarsigner` signs a jar with the RSA and the EC token key, and `jarsigner -verify` accepts
 //! both against the test CA. keytool also generates a key pair on the token with SunPKCS11's
-//! templates, makes a CSR with it, and installs the CA's reply on the token.
+//! templates, makes a CSR with it, and installs the CA's reply on the token. An XML signature
+//! made by the JDK's XMLDSig API with the token keys (`tests/java/SignXml.java`) is accepted by
+//! `xmlsec1 verify` (xmlsec1 cannot sign with a token key itself: interop.md §7).
 
 use klyuch_tests::interop::{Pki, EC, RSA};
 use klyuch_tests::{require, Fixture, USER_PIN};
 
-#[test]
-fn keytool_lists_and_jarsigner_signs_with_token_keys() {
-    require!("keytool", "jarsigner", "jar", "pkcs11-tool", "openssl");
-    klyuch_tests::require_pki!();
-    let f = Fixture::new();
-    let pki = Pki::new(&f, "javatoken");
-    // SunPKCS11 picks a slot by `slot` (the slot ID) or `slotListIndex`, not by token label.
+/// A SunPKCS11 configuration for the token `label` (SunPKCS11 picks a slot by `slot`, the slot
+/// ID, or `slotListIndex`, not by token label).
+fn java_config(f: &Fixture, pki: &Pki<'_>, label: &str) -> String {
     let p11 = f.p11();
     let slot = p11
         .get_slots_with_token()
         .unwrap()
         .into_iter()
-        .find(|s| p11.get_token_info(*s).unwrap().label() == "javatoken")
+        .find(|s| p11.get_token_info(*s).unwrap().label() == label)
         .expect("token slot");
     let cfg = f.path("pkcs11-java.cfg");
     std::fs::write(
@@ -30,7 +28,16 @@ fn keytool_lists_and_jarsigner_signs_with_token_keys() {
         ),
     )
     .unwrap();
-    let cfg = cfg.display().to_string();
+    cfg.display().to_string()
+}
+
+#[test]
+fn keytool_lists_and_jarsigner_signs_with_token_keys() {
+    require!("keytool", "jarsigner", "jar", "pkcs11-tool", "openssl");
+    klyuch_tests::require_pki!();
+    let f = Fixture::new();
+    let pki = Pki::new(&f, "javatoken");
+    let cfg = java_config(&f, &pki, "javatoken");
     let p11_opts = [
         "-keystore",
         "NONE",
@@ -198,6 +205,93 @@ fn keytool_lists_and_jarsigner_signs_with_token_keys() {
         assert!(
             out.contains("jar verified.") && out.contains(&format!("CN={}", k.cn)),
             "{out}"
+        );
+    }
+    println!(
+        "checked: keytool -list shows {} and {} as PrivateKeyEntry (SunPKCS11-Klyuch); keytool generated an EC key on the token, its CSR verified, the CA reply installed; jarsigner signed with {}, {} and javagen and jarsigner -verify -strict accepted each against the test CA",
+        RSA.label, EC.label, RSA.label, EC.label
+    );
+}
+
+/// XMLDSig from the JDK (`javax.xml.crypto.dsig`) with the token's RSA and EC keys through
+/// SunPKCS11, verified by `xmlsec1 verify` against the test CA; a changed document fails.
+#[test]
+fn jdk_xmldsig_with_token_keys_verified_by_xmlsec1() {
+    require!("java", "xmlsec1", "pkcs11-tool", "openssl");
+    klyuch_tests::require_pki!();
+    let f = Fixture::new();
+    let pki = Pki::new(&f, "javaxml");
+    let cfg = java_config(&f, &pki, "javaxml");
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("java/SignXml.java");
+    std::fs::write(
+        f.path("doc.xml"),
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<invoice id=\"42\"><item>Klyuch</item><total>100.00</total></invoice>\n",
+    )
+    .unwrap();
+    for k in [RSA, EC] {
+        let signed = pki.p(&format!("doc-{}.xml", k.label));
+        let out = pki.run_for(
+            120,
+            "java",
+            &[
+                &source.display().to_string(),
+                &cfg,
+                USER_PIN,
+                k.label,
+                &pki.p("doc.xml"),
+                &signed,
+            ],
+        );
+        assert!(out.contains(&format!("CN={}", k.cn)), "{out}");
+        let xml = std::fs::read_to_string(&signed).unwrap();
+        let method = if k.label == EC.label {
+            "xmldsig-more#ecdsa-sha256"
+        } else {
+            "xmldsig-more#rsa-sha256"
+        };
+        assert!(
+            xml.contains(method) && xml.contains("X509Certificate>"),
+            "{xml}"
+        );
+        let v = pki.run_for(
+            60,
+            "xmlsec1",
+            &[
+                "verify",
+                "--crypto",
+                "openssl",
+                "--trusted-pem",
+                &pki.p("ca.pem"),
+                &signed,
+            ],
+        );
+        assert!(
+            v.contains("OK") && v.contains("References (ok/all): 1/1"),
+            "{v}"
+        );
+        // One changed character: xmlsec1 must refuse it.
+        let bad = pki.p(&format!("bad-{}.xml", k.label));
+        std::fs::write(&bad, xml.replace("100.00", "900.00")).unwrap();
+        let out = pki.try_run_for(
+            60,
+            "xmlsec1",
+            &[
+                "verify",
+                "--crypto",
+                "openssl",
+                "--trusted-pem",
+                &pki.p("ca.pem"),
+                &bad,
+            ],
+        );
+        assert!(
+            !out.status.success(),
+            "a changed document verified:\n{}",
+            klyuch_tests::text(&out)
+        );
+        println!(
+            "checked: the JDK's XMLDSig signed doc.xml with the token's {} key ({method}) through SunPKCS11; xmlsec1 verify --trusted-pem ca.pem accepted it (1/1 references) and refused a copy with one changed value",
+            k.label
         );
     }
 }
