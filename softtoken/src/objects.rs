@@ -15,7 +15,7 @@ use klyuch_crypto::Key;
 use std::cell::OnceCell;
 use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
+use std::hash::{BuildHasher, BuildHasherDefault};
 use std::sync::Arc;
 use token_api::ck::*;
 use token_api::{ObjectId, Template};
@@ -37,28 +37,7 @@ pub const INDEXED: [CK_ATTRIBUTE_TYPE; 8] = [
 /// Session object ids live above this bit; token object ids (record sequence numbers) below.
 pub const SESSION_ID_BASE: ObjectId = 1 << 62;
 
-/// A hasher for keys that are numbers made by the store (object ids, value hashes): one
-/// multiplication instead of SipHash. Object ids are sequence numbers, so the multiplication
-/// spreads them over the table; nothing here is chosen by a remote party.
-#[derive(Default, Clone, Copy)]
-pub struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.write_u64(u64::from(b));
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        let x = (self.0 ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        self.0 = x ^ (x >> 29);
-    }
-}
-
-pub type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
+pub use token_api::hash::{IdHasher, IdMap};
 
 /// What the attributes of an object are, as far as this process knows them.
 enum Attrs {

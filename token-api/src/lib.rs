@@ -19,6 +19,7 @@ pub mod attr;
 pub mod ck;
 pub mod config;
 pub mod error;
+pub mod hash;
 pub mod mech;
 pub mod ops;
 pub mod pin;

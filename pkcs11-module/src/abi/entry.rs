@@ -39,8 +39,13 @@ pub fn run(name: &'static str, f: impl FnOnce() -> Result<()>) -> CK_RV {
 pub fn call(name: &'static str, f: impl FnOnce(&Arc<Inner>) -> Result<()>) -> CK_RV {
     run(name, || {
         let (inner, inst) = state::inner()?;
-        let app = read(&inst.app_mutex);
-        let _guard = app.as_ref().map(|m| m.lock()).transpose()?;
+        // Only applications that gave mutex callbacks without CKF_OS_LOCKING_OK pay for the lock.
+        let app = inst.uses_app_mutex.then(|| read(&inst.app_mutex));
+        let _guard = app
+            .as_ref()
+            .and_then(|a| a.as_ref())
+            .map(|m| m.lock())
+            .transpose()?;
         f(&inner)
     })
 }

@@ -65,6 +65,8 @@ pub struct Instance {
     fork_gen: u64,
     pub inner: RwLock<Option<Arc<Inner>>>,
     pub app_mutex: RwLock<Option<AppMutex>>,
+    /// Whether `app_mutex` was set at `C_Initialize` (fixed for the instance's life).
+    pub uses_app_mutex: bool,
 }
 
 static CURRENT: AtomicPtr<Instance> = AtomicPtr::new(std::ptr::null_mut());
@@ -199,6 +201,7 @@ pub unsafe fn initialize(args: *const CK_C_INITIALIZE_ARGS) -> Result<()> {
     let inst = Box::leak(Box::new(Instance {
         fork_gen: FORK_GEN.load(Ordering::Acquire),
         inner: RwLock::new(Some(inner)),
+        uses_app_mutex: app_mutex.is_some(),
         app_mutex: RwLock::new(app_mutex),
     }));
     CURRENT.store(inst, Ordering::Release);

@@ -1,15 +1,15 @@
 //! Object handles: the module-wide `CK_OBJECT_HANDLE` ↔ (slot, token object id) map.
 //! Handles are never reused while the library is initialised, and are never 0.
 
-use std::collections::HashMap;
 use token_api::ObjectId;
 use token_api::ck::*;
+use token_api::hash::IdMap;
 
 #[derive(Default)]
 pub struct Handles {
     next: CK_OBJECT_HANDLE,
-    by_handle: HashMap<CK_OBJECT_HANDLE, (CK_SLOT_ID, ObjectId)>,
-    by_object: HashMap<(CK_SLOT_ID, ObjectId), CK_OBJECT_HANDLE>,
+    by_handle: IdMap<CK_OBJECT_HANDLE, (CK_SLOT_ID, ObjectId)>,
+    by_object: IdMap<(CK_SLOT_ID, ObjectId), CK_OBJECT_HANDLE>,
 }
 
 impl Handles {

@@ -1,9 +1,9 @@
 //! One initialised library instance (`C_Initialize` .. `C_Finalize`): the PKCS#11 functions in
 //! safe form. The ABI layer calls one method per C function with owned arguments.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
+use token_api::hash::IdMap;
 
 use token_api::attr::AttrRead;
 use token_api::ck::*;
@@ -44,7 +44,7 @@ pub struct Inner {
     pub config: Config,
     pub flags: InitFlags,
     slots: Slots,
-    sessions: RwLock<HashMap<CK_SESSION_HANDLE, Arc<SessionCell>>>,
+    sessions: RwLock<IdMap<CK_SESSION_HANDLE, Arc<SessionCell>>>,
     next_session: AtomicU64,
     handles: Mutex<Handles>,
     finalizing: AtomicBool,
@@ -128,7 +128,7 @@ impl Inner {
             config,
             flags,
             slots: Slots::new(sources),
-            sessions: RwLock::new(HashMap::new()),
+            sessions: RwLock::new(IdMap::default()),
             next_session: AtomicU64::new(1),
             handles: Mutex::new(Handles::default()),
             finalizing: AtomicBool::new(false),

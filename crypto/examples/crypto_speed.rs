@@ -1,7 +1,7 @@
 //! Signatures per second through `klyuch-crypto` (registry lookup, `sign_init`, `sign`: what the
 //! soft token does per `C_SignInit` + `C_Sign`) against the bare aws-lc-rs call on the same key.
 //!
-//! `cargo run --release -p klyuch-crypto --example speed [seconds per case]`
+//! `cargo run --release -p klyuch-crypto --example crypto_speed [seconds per case]`
 
 use std::hint::black_box;
 use std::sync::Arc;
