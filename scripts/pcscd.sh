@@ -4,6 +4,10 @@
 # pcscd listens on the fixed socket /run/pcscd/pcscd.comm; with vsmartcard-vpcd installed it
 # offers the virtual readers "Virtual PCD 00 00" (TCP 35963) and "Virtual PCD 00 01" (35964).
 set -euo pipefail
+# One caller at a time: two starting together would each start a pcscd (seen: the second one
+# rebinds the socket path and the first lingers on an unlinked socket).
+exec 9>"${TMPDIR:-/tmp}/klyuch-pcscd.lock"
+flock 9
 if [ -S /run/pcscd/pcscd.comm ] && pgrep -x pcscd >/dev/null; then
   exit 0
 fi
