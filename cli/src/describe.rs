@@ -198,6 +198,11 @@ pub struct CertSummary {
     pub not_after: String,
     pub expired: bool,
     pub not_yet_valid: bool,
+    /// Whole days until notAfter (negative once expired: -3 = expired 3 days ago).
+    pub days_left: i64,
+    /// "expired 3 days ago", "expires in 10 days (under 30)", "not yet valid": set when the
+    /// certificate cannot be used or has less than [`WARN_DAYS`] days left.
+    pub warning: Option<String>,
     /// "RSA 2048", "EC P-256", ...
     pub key: Option<String>,
     /// The GOST R 34.10 parameter set, for GOST keys.
@@ -225,9 +230,48 @@ pub fn cert_summary(der: &[u8]) -> Option<CertSummary> {
         not_after: date(&validity.not_after),
         expired: validity.not_after.to_unix_duration() < now,
         not_yet_valid: validity.not_before.to_unix_duration() > now,
+        days_left: days_between(now, validity.not_after.to_unix_duration()),
+        warning: None,
         key: spki.as_deref().and_then(spki_summary),
         gost_paramset: spki.as_deref().and_then(spki_gost_paramset),
     })
+    .map(|mut c| {
+        c.warning = validity_warning(&c, WARN_DAYS);
+        c
+    })
+}
+
+/// Certificates with fewer days left than this get a warning (`klyuch objects`, `status`).
+pub const WARN_DAYS: i64 = 30;
+
+/// Whole days from `now` to `until` (rounded down; negative when `until` has passed).
+fn days_between(now: std::time::Duration, until: std::time::Duration) -> i64 {
+    let secs = until.as_secs() as i64 - now.as_secs() as i64;
+    secs.div_euclid(86_400)
+}
+
+/// The warning for a certificate: expired, not yet valid, or under `warn_days` days left.
+pub fn validity_warning(c: &CertSummary, warn_days: i64) -> Option<String> {
+    let plural = |n: i64| if n == 1 { "" } else { "s" };
+    if c.expired {
+        let ago = -c.days_left - 1;
+        return Some(if ago <= 0 {
+            "EXPIRED today".to_string()
+        } else {
+            format!("EXPIRED {ago} day{} ago", plural(ago))
+        });
+    }
+    if c.not_yet_valid {
+        return Some(format!("NOT YET VALID (from {})", c.not_before));
+    }
+    if c.days_left < warn_days {
+        return Some(format!(
+            "expires in {} day{} (under {warn_days}): renew it",
+            c.days_left,
+            plural(c.days_left)
+        ));
+    }
+    None
 }
 
 /// The `CN` of a certificate subject, for a default label.

@@ -11,6 +11,8 @@ mod input;
 mod p12;
 mod pbe;
 mod pin;
+mod subject;
+mod uri;
 
 use clap::{Args, Parser, Subcommand};
 use ctx::TokenSelector;
@@ -90,6 +92,14 @@ enum Command {
     Delete(cmd::delete::DeleteArgs),
     /// Make a PKCS#10 certification request signed by a token key (RSA, EC, GOST)
     Csr(cmd::csr::CsrArgs),
+    /// Generate a key pair on the token (GOST 2012, RSA, EC, Ed25519)
+    Keygen(cmd::keygen::KeygenArgs),
+    /// Token health: PIN states, certificates with days left and warnings
+    Status(cmd::status::StatusArgs),
+    /// Write an encrypted backup of a soft token (every object, under a password)
+    Backup(cmd::backup::BackupArgs),
+    /// Bring a soft token backup back as a new token
+    Restore(cmd::backup::RestoreArgs),
     /// Benchmark Klyuch's module against SoftHSMv2 (and raw aws-lc-rs, OpenSSL's GOST engine)
     Bench(cmd::bench::BenchArgs),
     /// Register the module with Firefox (every profile), Chromium (~/.pki/nssdb) and p11-kit
@@ -109,6 +119,10 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Import(a) => cmd::import::run(g.module.as_deref(), &g.selector(), &a),
         Command::Delete(a) => cmd::delete::run(g.module.as_deref(), &g.selector(), &a),
         Command::Csr(a) => cmd::csr::run(g.module.as_deref(), &g.selector(), &a),
+        Command::Keygen(a) => cmd::keygen::run(g.module.as_deref(), &g.selector(), &a),
+        Command::Status(a) => cmd::status::run(g.module.as_deref(), &g.selector(), &a),
+        Command::Backup(a) => cmd::backup::run_backup(&g.selector(), &a),
+        Command::Restore(a) => cmd::backup::run_restore(&a),
         Command::Bench(a) => cmd::bench::run(g.module.as_deref(), &a),
         Command::Register(a) => cmd::register::run_register(g.module.as_deref(), &a),
         Command::Unregister(a) => cmd::register::run_unregister(&a),

@@ -130,6 +130,7 @@
 //! machine: about 140 ms per find by `CKA_ID` among 10,000 objects, 300–430 ms module start.
 #![forbid(unsafe_code)]
 
+pub mod backup;
 pub mod format;
 pub mod objects;
 mod ops;

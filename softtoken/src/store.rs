@@ -404,6 +404,11 @@ pub enum Change {
 /// Create a new token folder atomically: build it under a temporary name, then rename it into
 /// place, so other processes see all of it or nothing. Returns its path.
 pub fn create_token_folder(store: &Path, meta: &Meta) -> Result<PathBuf> {
+    create_token_folder_with(store, meta, &[])
+}
+
+/// [`create_token_folder`] with an object log that already holds records (a restored backup).
+pub fn create_token_folder_with(store: &Path, meta: &Meta, log: &[u8]) -> Result<PathBuf> {
     // Leftovers of interrupted creations (the caller holds the store lock).
     if let Ok(rd) = fs::read_dir(store) {
         for e in rd.flatten() {
@@ -435,7 +440,7 @@ pub fn create_token_folder(store: &Path, meta: &Meta) -> Result<PathBuf> {
             .map_err(|e| io_err("cannot write", p, e))
     };
     write(&meta_path, &meta.encode()?)?;
-    write(&paths.log(&meta.uuid), &[])?;
+    write(&paths.log(&meta.uuid), log)?;
     sync_dir(tmp.path())?;
     let dest = store.join(&meta.serial);
     fs::rename(tmp.path(), &dest).map_err(|e| io_err("cannot rename onto", &dest, e))?;

@@ -199,7 +199,7 @@ impl SoftToken {
     }
 
     /// Run `f` with the objects up to date (the object log read).
-    fn with_objects<T>(&self, f: impl FnOnce(&mut Ready) -> Result<T>) -> Result<T> {
+    pub(crate) fn with_objects<T>(&self, f: impl FnOnce(&mut Ready) -> Result<T>) -> Result<T> {
         let mut g = self.state();
         self.resolve(&mut g, true)?;
         match g.as_deref_mut() {

@@ -60,6 +60,14 @@ pub const CKM_GOSTR3410_256: CK_MECHANISM_TYPE = CKM_GOSTR3410;
 /// Not used by any standard software; documented in the README.
 pub const CKA_KLYUCH_BASE: CK_ATTRIBUTE_TYPE = CKA_VENDOR_DEFINED | 0x4b4c_5900;
 
+/// Klyuch's alias of `CKM_GOSTR3410_KEY_PAIR_GEN` (0x1200), in Klyuch's vendor range
+/// (`CKM_VENDOR_DEFINED | "KLY" << 8 | 1`). The module treats it exactly as 0x1200 in
+/// `C_GenerateKeyPair` and does not list it. It exists because the `cryptoki` crate (0.12), which
+/// `klyuch keygen` uses, can name standard mechanisms only from its own table, where the GOST ones
+/// are missing, and vendor mechanisms only at or above `CKM_VENDOR_DEFINED`.
+pub const CKM_KLYUCH_GOSTR3410_256_KEY_PAIR_GEN: CK_MECHANISM_TYPE =
+    CKM_VENDOR_DEFINED | 0x4b4c_5901;
+
 /// The "unavailable information" marker for lengths (`CK_UNAVAILABLE_INFORMATION`, `~0UL`).
 pub const UNAVAILABLE: CK_ULONG = CK_UNAVAILABLE_INFORMATION;
 

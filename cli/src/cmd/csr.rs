@@ -17,6 +17,7 @@ use crate::ctx::{Ctx, TokenSelector};
 use crate::describe::CKK_GOSTR3410_512;
 use crate::error::{CliError, Result};
 use crate::pin::UserPinArgs;
+use crate::subject::parse_subject;
 use clap::Args;
 use const_oid::ObjectIdentifier;
 use cryptoki::mechanism::vendor_defined::VendorDefinedMechanism;
@@ -24,22 +25,43 @@ use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{Attribute, AttributeType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
 use cryptoki_sys::*;
+use der::asn1::OctetString;
 use der::asn1::{BitString, SetOfVec, UintRef};
 use der::{Decode, Encode, EncodePem};
 use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
-use x509_cert::name::Name;
-use x509_cert::request::{CertReq, CertReqInfo, Version};
+use x509_cert::ext::Extension;
+use x509_cert::ext::pkix::{KeyUsage, KeyUsages};
+use x509_cert::request::{CertReq, CertReqInfo, ExtensionReq, Version};
 
 #[derive(Args, Debug)]
 pub struct CsrArgs {
-    /// The key: CKA_ID (hex) of the private key on the token
+    /// The key: a PKCS#11 URI (RFC 7512) such as 'pkcs11:token=L;id=%01' or
+    /// 'pkcs11:object=LABEL;type=private'
+    #[arg(
+        long,
+        value_name = "URI",
+        required_unless_present = "id",
+        conflicts_with = "id"
+    )]
+    pub key: Option<String>,
+    /// The key: CKA_ID (hex) of the private key on the token (instead of --key)
     #[arg(long, value_name = "HEX", value_parser = parse_hex_id)]
-    pub id: HexId,
-    /// Subject, OpenSSL style ("/C=RU/O=Org/CN=Name") or RFC 4514 ("CN=Name,O=Org,C=RU")
+    pub id: Option<HexId>,
+    /// Subject, OpenSSL style ("/C=RU/O=Org/CN=Name") or RFC 4514 ("CN=Name,O=Org,C=RU").
+    /// Types: CN, SN (surname), G (givenName), C, ST, L, STREET, O, OU, T (title), E,
+    /// serialNumber, SNILS, INN, INNLE, OGRN, OGRNIP, or a dotted OID
     #[arg(long, value_name = "NAME")]
     pub subject: String,
+    /// Key usage to request (extensionRequest), comma-separated: digitalSignature,
+    /// nonRepudiation (= contentCommitment), keyEncipherment, dataEncipherment, keyAgreement,
+    /// keyCertSign, cRLSign; "none" asks for no extension
+    #[arg(
+        long,
+        value_name = "LIST",
+        default_value = "digitalSignature,nonRepudiation"
+    )]
+    pub key_usage: String,
     /// Write the request here [default: standard output]
     #[arg(long, short = 'o', value_name = "FILE")]
     pub out: Option<PathBuf>,
@@ -119,58 +141,6 @@ fn scheme(key_type: CK_KEY_TYPE, spki: &SubjectPublicKeyInfoOwned) -> Result<Sch
     })
 }
 
-/// Escape an attribute value for an RFC 4514 string (§2.4).
-fn escape_4514(v: &str) -> String {
-    let mut out = String::with_capacity(v.len());
-    for (i, c) in v.chars().enumerate() {
-        let special = matches!(c, ',' | '+' | '"' | '\\' | '<' | '>' | ';' | '=')
-            || (i == 0 && matches!(c, '#' | ' '))
-            || (i + 1 == v.chars().count() && c == ' ');
-        if special {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// A subject name: OpenSSL's "/type=value/..." (most significant RDN first, as `openssl req
-/// -subj` takes it) or an RFC 4514 string.
-pub fn parse_subject(s: &str) -> Result<Name> {
-    let bad = |e: der::Error| CliError::usage(format!("bad --subject {s:?}: {e}"));
-    let Some(rest) = s.strip_prefix('/') else {
-        return Name::from_str(s).map_err(bad);
-    };
-    let mut rdns = Vec::new();
-    // "\/" escapes a slash inside a value, as in OpenSSL.
-    let mut parts = Vec::new();
-    let mut cur = String::new();
-    let mut chars = rest.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' if chars.peek() == Some(&'/') => {
-                cur.push('/');
-                chars.next();
-            }
-            '/' => parts.push(std::mem::take(&mut cur)),
-            c => cur.push(c),
-        }
-    }
-    parts.push(cur);
-    for part in parts.iter().filter(|p| !p.is_empty()) {
-        let (ty, value) = part
-            .split_once('=')
-            .ok_or_else(|| CliError::usage(format!("bad --subject part {part:?}: no '='")))?;
-        rdns.push(format!("{ty}={}", escape_4514(value)));
-    }
-    if rdns.is_empty() {
-        return Err(CliError::usage("--subject is empty"));
-    }
-    // RFC 4514 lists the most specific RDN first.
-    rdns.reverse();
-    Name::from_str(&rdns.join(",")).map_err(bad)
-}
-
 fn find_one(session: &Session, class: ObjectClass, id: &[u8]) -> Result<Option<ObjectHandle>> {
     Ok(session
         .find_objects(&[Attribute::Class(class), Attribute::Id(id.to_vec())])?
@@ -180,7 +150,7 @@ fn find_one(session: &Session, class: ObjectClass, id: &[u8]) -> Result<Option<O
 
 /// The key's SubjectPublicKeyInfo: `CKA_PUBLIC_KEY_INFO` of the private or public key, else
 /// built by `klyuch-crypto` from the public key object's components.
-fn key_spki(
+pub fn key_spki(
     session: &Session,
     private: ObjectHandle,
     public: Option<ObjectHandle>,
@@ -259,21 +229,87 @@ fn ecdsa_der(rs: &[u8]) -> Result<Vec<u8>> {
     .map_err(bad)
 }
 
+/// keyUsage bits by name (RFC 5280 §4.2.1.3; contentCommitment is the newer name of
+/// nonRepudiation).
+fn key_usage(list: &str) -> Result<Option<KeyUsage>> {
+    if list.trim().eq_ignore_ascii_case("none") {
+        return Ok(None);
+    }
+    let mut bits: Option<KeyUsage> = None;
+    for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let f = match name.to_ascii_lowercase().as_str() {
+            "digitalsignature" => KeyUsages::DigitalSignature,
+            "nonrepudiation" | "contentcommitment" => KeyUsages::NonRepudiation,
+            "keyencipherment" => KeyUsages::KeyEncipherment,
+            "dataencipherment" => KeyUsages::DataEncipherment,
+            "keyagreement" => KeyUsages::KeyAgreement,
+            "keycertsign" => KeyUsages::KeyCertSign,
+            "crlsign" => KeyUsages::CRLSign,
+            "encipheronly" => KeyUsages::EncipherOnly,
+            "decipheronly" => KeyUsages::DecipherOnly,
+            other => {
+                return Err(CliError::usage(format!(
+                    "unknown key usage {other:?} (digitalSignature, nonRepudiation, \
+                     keyEncipherment, dataEncipherment, keyAgreement, keyCertSign, cRLSign, \
+                     encipherOnly, decipherOnly, or none)"
+                )));
+            }
+        };
+        bits = Some(match bits {
+            None => KeyUsage(f.into()),
+            Some(KeyUsage(b)) => KeyUsage(b | f),
+        });
+    }
+    bits.map(Some)
+        .ok_or_else(|| CliError::usage("--key-usage is empty (use none for no extension)"))
+}
+
+/// The PKCS#9 extensionRequest attribute (RFC 2985 §5.4.2, 1.2.840.113549.1.9.14) holding a
+/// critical keyUsage extension (RFC 5280 §4.2.1.3: "conforming CAs SHOULD mark this extension
+/// as critical").
+fn extension_request(ku: &KeyUsage) -> Result<x509_cert::attr::Attribute> {
+    let der_err = |e: der::Error| CliError::new(format!("cannot encode the key usage: {e}"));
+    let ext = Extension {
+        extn_id: <KeyUsage as const_oid::AssociatedOid>::OID,
+        critical: true,
+        extn_value: OctetString::new(ku.to_der().map_err(der_err)?).map_err(der_err)?,
+    };
+    x509_cert::attr::Attribute::try_from(ExtensionReq(vec![ext])).map_err(der_err)
+}
+
 pub fn run(module: Option<&Path>, sel: &TokenSelector, a: &CsrArgs) -> Result<()> {
     let subject = parse_subject(&a.subject)?;
+    let usage = key_usage(&a.key_usage)?;
+    let uri = a.key.as_deref().map(crate::uri::parse).transpose()?;
+    let sel = match &uri {
+        Some(u) => u.selector(sel)?,
+        None => sel.clone(),
+    };
+    let pin_args = match &uri {
+        Some(u) => u.pin_args(&a.pin),
+        None => a.pin.clone(),
+    };
     let ctx = Ctx::open(module)?;
-    let (slot, info) = ctx.select(sel)?;
+    let (slot, info) = ctx.select(&sel)?;
+    if let Some(u) = &uri
+        && !u.token_matches(&info)
+    {
+        return Err(CliError::new(format!(
+            "the token in slot {} does not match the URI's serial/manufacturer/model",
+            slot.id()
+        )));
+    }
     let session = ctx.open_session(slot, false)?;
-    let pin = ctx.user_pin_for(&info, &a.pin.source())?;
+    let pin = ctx.user_pin_for(&info, &pin_args.source())?;
     ctx.login(&session, slot, UserType::User, pin.as_ref())?;
-    let id = &a.id.0;
-    let private = find_one(&session, ObjectClass::PRIVATE_KEY, id)?.ok_or_else(|| {
-        CliError::new(format!(
-            "no private key with ID {} on the token; `klyuch objects --login` lists them",
-            hex::encode(id)
-        ))
-    })?;
-    let public = find_one(&session, ObjectClass::PUBLIC_KEY, id)?;
+    let (private, id) = match &uri {
+        Some(u) => crate::uri::find_private_key(&session, u.id.as_deref(), u.object.as_deref())?,
+        None => {
+            let id = a.id.as_ref().map(|i| i.0.clone()).unwrap_or_default();
+            crate::uri::find_private_key(&session, Some(&id), None)?
+        }
+    };
+    let public = find_one(&session, ObjectClass::PUBLIC_KEY, &id)?;
     let key_type = session
         .get_attributes(private, &[AttributeType::KeyType])?
         .into_iter()
@@ -287,11 +323,15 @@ pub fn run(module: Option<&Path>, sel: &TokenSelector, a: &CsrArgs) -> Result<()
         .map_err(|e| CliError::new(format!("the key's SubjectPublicKeyInfo is malformed: {e}")))?;
     let s = scheme(key_type, &spki)?;
     let der_err = |e: der::Error| CliError::new(format!("cannot encode the request: {e}"));
+    let mut attributes = SetOfVec::new();
+    if let Some(ku) = &usage {
+        attributes.insert(extension_request(ku)?).map_err(der_err)?;
+    }
     let info = CertReqInfo {
         version: Version::V1,
         subject,
         public_key: spki,
-        attributes: SetOfVec::new(),
+        attributes,
     };
     let tbs = info.to_der().map_err(der_err)?;
     let sig = session
@@ -330,14 +370,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn subjects() {
-        let n = parse_subject("/C=RU/O=Klyuch, Demo/CN=Иван Петров").unwrap();
-        assert_eq!(n.to_string(), "CN=Иван Петров,O=Klyuch\\, Demo,C=RU");
-        let m = parse_subject("CN=Иван Петров,O=Klyuch\\, Demo,C=RU").unwrap();
-        assert_eq!(n.to_der().unwrap(), m.to_der().unwrap());
-        assert!(parse_subject("/").is_err());
-        assert!(parse_subject("/CN").is_err());
-        let s = parse_subject("/CN=a\\/b").unwrap();
-        assert_eq!(s.to_string(), "CN=a/b");
+    fn key_usage_lists() {
+        let ku = key_usage("digitalSignature, contentCommitment")
+            .unwrap()
+            .unwrap();
+        assert!(ku.digital_signature() && ku.non_repudiation() && !ku.key_encipherment());
+        assert!(key_usage("none").unwrap().is_none());
+        assert!(key_usage("frob").is_err());
+        assert!(key_usage(",").is_err());
+        let attr = extension_request(&ku).unwrap();
+        assert_eq!(attr.oid.to_string(), "1.2.840.113549.1.9.14");
     }
 }

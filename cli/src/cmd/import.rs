@@ -55,6 +55,9 @@ struct NewObject {
     /// The label is a default (a certificate's CN): a key already on the token with the same
     /// ID lends its label instead.
     label_is_default: bool,
+    /// A certificate whose ID is the default (its public key's SHA-1): a key already on the
+    /// token with the same public key, whatever its ID, lends its ID instead.
+    id_is_default: bool,
 }
 
 fn crypto_err(what: &str) -> impl Fn(token_api::Error) -> CliError + '_ {
@@ -230,6 +233,7 @@ fn plan(a: &ImportArgs, contents: input::Contents) -> Result<Vec<NewObject>> {
             id: id.clone(),
             summary: summary.clone(),
             label_is_default: false,
+            id_is_default: false,
         });
         objects.push(NewObject {
             kind: "pubkey",
@@ -240,6 +244,7 @@ fn plan(a: &ImportArgs, contents: input::Contents) -> Result<Vec<NewObject>> {
             id: id.clone(),
             summary,
             label_is_default: false,
+            id_is_default: false,
         });
         for i in matching {
             certs[i].used = true;
@@ -262,17 +267,18 @@ fn plan(a: &ImportArgs, contents: input::Contents) -> Result<Vec<NewObject>> {
         let label = given
             .or_else(|| describe::cert_common_name(&c.der))
             .unwrap_or_else(|| file_stem(&a.file));
-        let id = (if no_keys {
+        let given_id = if no_keys {
             a.id.as_ref().map(|i| i.0.clone())
         } else {
             None
-        })
-        .or_else(|| c.key_id.clone())
-        .ok_or_else(|| {
+        };
+        let id_is_default = given_id.is_none();
+        let id = given_id.or_else(|| c.key_id.clone()).ok_or_else(|| {
             CliError::new("cannot compute the certificate's key ID; give one with --id")
         })?;
         let mut obj = cert_object(&c.der, &c.attrs, &label, &id)?;
         obj.label_is_default = label_is_default;
+        obj.id_is_default = id_is_default;
         objects.push(obj);
     }
 
@@ -310,6 +316,7 @@ fn plan(a: &ImportArgs, contents: input::Contents) -> Result<Vec<NewObject>> {
             id,
             summary,
             label_is_default: false,
+            id_is_default: false,
         });
     }
     Ok(objects)
@@ -342,6 +349,7 @@ fn cert_object(der: &[u8], attrs: &Template, label: &str, id: &[u8]) -> Result<N
         id: id.to_vec(),
         summary,
         label_is_default: false,
+        id_is_default: false,
     })
 }
 
@@ -389,6 +397,70 @@ fn existing_key_label(session: &Session, id: &[u8]) -> Result<Option<String>> {
     Ok(None)
 }
 
+/// (SHA-1 of the public key as [`intrinsic_id`] computes it, CKA_ID) of every key on the token
+/// whose public key can be read: public key objects, and private keys with
+/// `CKA_PUBLIC_KEY_INFO`.
+fn token_key_ids(session: &Session) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    use cryptoki::object::AttributeType as T;
+    let mut out = Vec::new();
+    for h in session.find_objects(&[Attribute::Class(ObjectClass::PUBLIC_KEY)])? {
+        let Ok(attrs) = session.get_attributes(
+            h,
+            &[
+                T::Id,
+                T::KeyType,
+                T::Modulus,
+                T::EcPoint,
+                T::Value,
+                T::PublicKeyInfo,
+            ],
+        ) else {
+            continue;
+        };
+        let mut t = Template::new();
+        let mut id = None;
+        let mut spki = None;
+        for a in attrs {
+            match a {
+                Attribute::Id(v) => id = Some(v),
+                Attribute::KeyType(k) => t.set_ulong(CKA_KEY_TYPE, CK_KEY_TYPE::from(k)),
+                Attribute::Modulus(v) => t.set(CKA_MODULUS, v),
+                Attribute::EcPoint(v) => t.set(CKA_EC_POINT, v),
+                Attribute::Value(v) => t.set(CKA_VALUE, v),
+                Attribute::PublicKeyInfo(v) if !v.is_empty() => spki = Some(v),
+                _ => {}
+            }
+        }
+        let from_spki = spki
+            .and_then(|s| klyuch_crypto::x509::public_key_attributes(&s).ok())
+            .and_then(|t| intrinsic_id(&t));
+        if let (Some(id), Some(pk)) = (id, from_spki.or_else(|| intrinsic_id(&t))) {
+            out.push((pk, id));
+        }
+    }
+    for h in session.find_objects(&[Attribute::Class(ObjectClass::PRIVATE_KEY)])? {
+        let Ok(attrs) = session.get_attributes(h, &[T::Id, T::PublicKeyInfo]) else {
+            continue;
+        };
+        let mut id = None;
+        let mut spki = None;
+        for a in attrs {
+            match a {
+                Attribute::Id(v) => id = Some(v),
+                Attribute::PublicKeyInfo(v) if !v.is_empty() => spki = Some(v),
+                _ => {}
+            }
+        }
+        let pk = spki
+            .and_then(|s| klyuch_crypto::x509::public_key_attributes(&s).ok())
+            .and_then(|t| intrinsic_id(&t));
+        if let (Some(id), Some(pk)) = (id, pk) {
+            out.push((pk, id));
+        }
+    }
+    Ok(out)
+}
+
 fn class_of(c: CK_OBJECT_CLASS) -> ObjectClass {
     match c {
         CKO_PRIVATE_KEY => ObjectClass::PRIVATE_KEY,
@@ -433,6 +505,19 @@ pub fn run(module: Option<&Path>, sel: &TokenSelector, a: &ImportArgs) -> Result
     ctx.login(&session, slot, UserType::User, pin.as_ref())?;
 
     let mut objects = objects;
+    // A certificate for a key already on the token goes next to it: the key's ID, found by its
+    // public key (keys made by `klyuch keygen`, pkcs11-tool or a vendor tool may have any ID).
+    if objects.iter().any(|o| o.id_is_default) {
+        let keys = token_key_ids(&session)?;
+        for o in objects.iter_mut().filter(|o| o.id_is_default) {
+            if let Some((_, key_id)) = keys.iter().find(|(pk, _)| *pk == o.id)
+                && *key_id != o.id
+            {
+                o.template.set(CKA_ID, key_id.clone());
+                o.id = key_id.clone();
+            }
+        }
+    }
     // A certificate for a key already on the token takes the key's label.
     for o in objects.iter_mut().filter(|o| o.label_is_default) {
         if let Some(label) = existing_key_label(&session, &o.id)? {

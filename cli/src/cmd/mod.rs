@@ -1,13 +1,16 @@
 //! The subcommands.
 
+pub mod backup;
 pub mod bench;
 pub mod csr;
 pub mod delete;
 pub mod import;
+pub mod keygen;
 pub mod objects;
 pub mod pin;
 pub mod register;
 pub mod slots;
+pub mod status;
 pub mod token;
 
 use std::io::{IsTerminal, Write};

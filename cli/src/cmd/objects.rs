@@ -258,10 +258,9 @@ pub fn details_text(o: &ObjectInfo) -> String {
             "subject {}; issuer {}; valid {} to {}",
             c.subject, c.issuer, c.not_before, c.not_after
         );
-        if c.expired {
-            s.push_str(" (EXPIRED)");
-        } else if c.not_yet_valid {
-            s.push_str(" (NOT YET VALID)");
+        match &c.warning {
+            Some(w) => s.push_str(&format!(" ({w})")),
+            None => s.push_str(&format!(" ({} days left)", c.days_left)),
         }
         return s;
     }
@@ -344,6 +343,11 @@ pub fn run(module: Option<&Path>, sel: &TokenSelector, a: &ObjectsArgs) -> Resul
         );
     } else {
         print_table(&objects);
+    }
+    for o in &objects {
+        if let Some(w) = o.certificate.as_ref().and_then(|c| c.warning.as_ref()) {
+            eprintln!("warning: certificate \"{}\" (id {}) {w}", o.label, o.id);
+        }
     }
     if !a.login && info.login_required() {
         println!("(public objects only; --login shows private ones too)");

@@ -900,6 +900,17 @@ impl Inner {
         private: &Template,
     ) -> Result<(CK_OBJECT_HANDLE, CK_OBJECT_HANDLE)> {
         let s = self.session(h)?;
+        // Klyuch's alias of CKM_GOSTR3410_KEY_PAIR_GEN (token_api::ck says why it exists).
+        let aliased;
+        let m = if m.ty == token_api::ck::CKM_KLYUCH_GOSTR3410_256_KEY_PAIR_GEN {
+            aliased = Mechanism {
+                ty: token_api::ck::CKM_GOSTR3410_KEY_PAIR_GEN,
+                param: m.param.clone(),
+            };
+            &aliased
+        } else {
+            m
+        };
         let (pu, pr) = self.tok(&s, s.token.generate_key_pair(&s.ctx(), m, public, private))?;
         let mut st = lock(&s.state);
         Ok((
