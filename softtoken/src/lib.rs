@@ -92,6 +92,22 @@
 //!   files can of course reset them (or copy the files and attack the PBKDF2 wraps offline):
 //!   the lockout protects against guessing through the PKCS#11 interface.
 //!
+//! ## Full disks and read-only stores
+//!
+//! A write that finds no space (ENOSPC, EDQUOT, EFBIG) fails with `CKR_DEVICE_MEMORY` and leaves
+//! the files as they were (a half-appended frame is cut back). Public objects stay readable; a
+//! login needs room to count the attempt first, so it fails with `CKR_DEVICE_MEMORY` too until
+//! there is space again (tests/faults.rs fills a small tmpfs).
+//!
+//! A token folder this process cannot write (a read-only mount, or a folder, lock file or log
+//! without any write permission bit) opens **write-protected**: `CKF_WRITE_PROTECTED`, only
+//! read-only sessions (`C_OpenSession` with `CKF_RW_SESSION` gives `CKR_TOKEN_WRITE_PROTECTED`),
+//! and every change of the token (token objects, PINs, re-initialisation) gives
+//! `CKR_TOKEN_WRITE_PROTECTED`. Objects are readable, keys usable, session objects work. Wrong
+//! PINs are counted in the process on top of the stored count (a PIN locked in the files stays
+//! locked); the count cannot be made durable, but whoever can use a read-only store can also
+//! copy it and attack the PIN wraps offline, where the KDF cost is the only limit anyway.
+//!
 //! ## Several processes
 //!
 //! Readers take a shared `flock` on `lock` while reading new bytes; writers take it exclusive,

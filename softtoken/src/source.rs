@@ -64,6 +64,12 @@ impl Shared {
 
     /// `C_InitToken` on an uninitialised slot: create a token folder for `slot`.
     pub fn create_token(&self, slot: u64, so_pin: &Pin, label: &str) -> Result<PathBuf> {
+        if !store::mode_writable(&self.dir) {
+            return Err(Error::with(
+                CKR_TOKEN_WRITE_PROTECTED,
+                format!("the store {} is read-only", self.dir.display()),
+            ));
+        }
         store::create_dir_0700(&self.dir)?;
         let store_lock = store::open_lock_file(&self.dir.join(".lock"))?;
         let _g = FileLock::exclusive(&store_lock)?;

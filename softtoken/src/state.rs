@@ -66,14 +66,40 @@ pub struct Ready {
     live_bytes: u64,
     /// Compaction threshold (tests lower it).
     pub compact_min_dead: u64,
+    /// This process cannot write the token's files (a read-only mount, or a folder or files
+    /// without write permission): `CKF_WRITE_PROTECTED`, and every change is refused with
+    /// `CKR_TOKEN_WRITE_PROTECTED`.
+    pub write_protected: bool,
+    /// Wrong PINs (SO, user) counted in this process only, on a write-protected token, where
+    /// the count in the metadata cannot grow. See [`crate::SoftToken`]'s login.
+    pub ro_failures: [u32; 2],
+}
+
+fn write_protected_error() -> Error {
+    Error::with(
+        CKR_TOKEN_WRITE_PROTECTED,
+        "the soft token's files are read-only for this process (read-only mount or permissions)",
+    )
 }
 
 impl Ready {
     /// Open an initialised token folder (reads the metadata only).
     pub fn open(paths: TokenPaths) -> Result<Ready> {
-        let lock = Arc::new(store::open_lock_file(&paths.lock())?);
+        let (lock, lock_writable) = store::open_token_lock(&paths.lock())?;
+        let lock = Arc::new(lock);
         let (meta, meta_stamp) = paths.read_meta()?;
+        let write_protected = !lock_writable
+            || !store::mode_writable(&paths.dir)
+            || !store::mode_writable(&paths.log(&meta.uuid));
+        if write_protected {
+            log::info!(
+                "soft token folder {} is read-only for this process: the token is write-protected",
+                paths.dir.display()
+            );
+        }
         Ok(Ready {
+            write_protected,
+            ro_failures: [0; 2],
             pub_aead: Aead::new(&meta.k_pub),
             last_seq: meta.seq_base,
             paths,
@@ -252,6 +278,7 @@ impl Ready {
         self.objects = Table::default();
         self.tombstones.clear();
         self.live_bytes = 0;
+        self.ro_failures = [0; 2];
     }
 
     /// Read the object log if it has not been read yet (the metadata first: it names the log).
@@ -269,7 +296,7 @@ impl Ready {
     /// record did not change keep their decrypted attributes.
     fn reload_log(&mut self) -> Result<()> {
         let path = self.paths.log(&self.meta.uuid);
-        self.log = Some(Log::open(path, true)?);
+        self.log = Some(Log::open(path, true, !self.write_protected)?);
         let before: Vec<ObjectId> = self
             .objects
             .iter()
@@ -477,6 +504,7 @@ impl Ready {
     /// Change the metadata: under the exclusive lock, read it fresh, let `f` change it, write it
     /// back atomically. `f` returns `Ok(false)` to write nothing.
     pub fn update_meta(&mut self, f: impl FnOnce(&mut Meta) -> Result<bool>) -> Result<()> {
+        self.check_writable()?;
         let lock = self.lock_handle();
         let _g = FileLock::exclusive(&lock)?;
         self.reload_meta()?;
@@ -495,6 +523,7 @@ impl Ready {
         &mut self,
         build: impl FnOnce(&mut Ready) -> Result<Vec<Pending>>,
     ) -> Result<Vec<ObjectId>> {
+        self.check_writable()?;
         self.ensure_loaded()?;
         let lock = self.lock_handle();
         let _g = FileLock::exclusive(&lock)?;
@@ -625,8 +654,18 @@ impl Ready {
         Ok(())
     }
 
+    /// `CKR_TOKEN_WRITE_PROTECTED` when this process cannot write the token's files.
+    pub fn check_writable(&self) -> Result<()> {
+        if self.write_protected {
+            Err(write_protected_error())
+        } else {
+            Ok(())
+        }
+    }
+
     /// Compact now (under the exclusive lock).
     pub fn compact(&mut self) -> Result<()> {
+        self.check_writable()?;
         self.ensure_loaded()?;
         let lock = self.lock_handle();
         let _g = FileLock::exclusive(&lock)?;
@@ -653,6 +692,7 @@ impl Ready {
     /// exclusive lock held; `old` is the metadata as it is on disk). This process reads the log
     /// the metadata names from now on.
     pub fn leave_log(&mut self, old: &Meta) -> Result<()> {
+        self.check_writable()?;
         let frame = superseded_frame(&Aead::new(&old.k_pub), &old.uuid)?;
         store::append_marker(&self.paths.log(&old.uuid), &frame)?;
         self.log = None;

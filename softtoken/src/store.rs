@@ -20,9 +20,10 @@ use token_api::ck::*;
 use token_api::{Error, Result};
 
 /// An I/O error as a PKCS#11 error: a full disk, a quota or a file-size limit is
-/// `CKR_DEVICE_MEMORY`, anything else `CKR_DEVICE_ERROR`.
+/// `CKR_DEVICE_MEMORY`, a read-only file system `CKR_TOKEN_WRITE_PROTECTED`, anything else
+/// `CKR_DEVICE_ERROR`.
 pub fn io_err(what: &str, path: &Path, e: io::Error) -> Error {
-    // ENOSPC 28, EFBIG 27, EDQUOT 122 (Linux).
+    // ENOSPC 28, EFBIG 27, EDQUOT 122, EROFS 30 (Linux, asm-generic/errno-base.h and errno.h).
     let full = matches!(e.raw_os_error(), Some(27) | Some(28) | Some(122))
         || matches!(
             e.kind(),
@@ -30,10 +31,47 @@ pub fn io_err(what: &str, path: &Path, e: io::Error) -> Error {
         );
     let rv = if full {
         CKR_DEVICE_MEMORY
+    } else if e.raw_os_error() == Some(30) || e.kind() == io::ErrorKind::ReadOnlyFilesystem {
+        CKR_TOKEN_WRITE_PROTECTED
     } else {
         CKR_DEVICE_ERROR
     };
     Error::with(rv, format!("{what} {}: {e}", path.display()))
+}
+
+/// Does an error say that this process may not write there (a read-only file system, or file
+/// permissions)? EROFS 30, EACCES 13, EPERM 1 (Linux).
+pub fn is_no_write(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(30) | Some(13) | Some(1))
+        || matches!(
+            e.kind(),
+            io::ErrorKind::ReadOnlyFilesystem | io::ErrorKind::PermissionDenied
+        )
+}
+
+/// Does the path have any write permission bit (a folder or file made read-only with `chmod
+/// a-w` has none)? A missing path counts as writable. The owner's intent counts, not who this
+/// process is: root, which could write anyway, also treats such a store as write-protected.
+pub fn mode_writable(p: &Path) -> bool {
+    match fs::metadata(p) {
+        Ok(md) => md.permissions().mode() & 0o222 != 0,
+        Err(_) => true,
+    }
+}
+
+/// Open an existing token folder's lock file for writing, or only for reading where this
+/// process may not write (a read-only mount, or permissions). `flock` works on either.
+/// Returns the file and whether it could be opened for writing.
+pub fn open_token_lock(p: &Path) -> Result<(File, bool)> {
+    match OpenOptions::new().read(true).write(true).open(p) {
+        Ok(f) => Ok((f, true)),
+        Err(e) if is_no_write(&e) => File::open(p)
+            .map(|f| (f, false))
+            .map_err(|e| io_err("cannot open lock file", p, e)),
+        // A token folder made by an older version, or a lost lock file: make it.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok((open_lock_file(p)?, true)),
+        Err(e) => Err(io_err("cannot open lock file", p, e)),
+    }
 }
 
 /// What identifies a version of a file cheaply (one `stat`).
@@ -244,12 +282,13 @@ pub struct Log {
 }
 
 impl Log {
-    /// Open the log (creating it, 0600, if `create`).
-    pub fn open(path: PathBuf, create: bool) -> Result<Log> {
+    /// Open the log (creating it, 0600, if `create`). `writable` false: open it for reading
+    /// only (a write-protected token; it is never created then).
+    pub fn open(path: PathBuf, create: bool, writable: bool) -> Result<Log> {
         let file = OpenOptions::new()
             .read(true)
-            .write(true)
-            .create(create)
+            .write(writable)
+            .create(create && writable)
             .truncate(false)
             .mode(0o600)
             .open(&path)
@@ -362,7 +401,7 @@ impl Log {
     pub fn replace(&mut self, dir: &Path, contents: &[u8]) -> Result<()> {
         remove_stale_temporaries(dir);
         write_atomic(dir, &self.path, contents)?;
-        let mut fresh = Log::open(self.path.clone(), false)?;
+        let mut fresh = Log::open(self.path.clone(), false, true)?;
         fresh.valid_end = fresh.size()?;
         *self = fresh;
         Ok(())

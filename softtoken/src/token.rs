@@ -265,6 +265,9 @@ impl SoftToken {
     fn verify_pin(&self, role: Role, pin: &Pin) -> Result<SecretKey> {
         let max = self.max_failures(role);
         let want_iter = self.shared.cfg.kdf_iterations;
+        if self.with_ready(|r| Ok(r.write_protected))? {
+            return self.verify_pin_read_only(role, pin, max);
+        }
         let (wrap, uuid, used) = self.with_ready(|r| {
             let mut out = None;
             r.update_meta(|m| {
@@ -334,6 +337,45 @@ impl SoftToken {
         }
     }
 
+    /// [`SoftToken::verify_pin`] on a write-protected token: the count in the metadata cannot
+    /// grow, so wrong PINs are counted on top of it in this process only (and the stored count
+    /// is honoured: a PIN locked in the files stays locked). A new process starts again from the
+    /// stored count; whoever can run the module on a read-only store can also copy the files and
+    /// attack the PIN wraps offline, so the durable lockout would add nothing there (the KDF
+    /// cost is the limit; see SECURITY.md).
+    fn verify_pin_read_only(&self, role: Role, pin: &Pin, max: u32) -> Result<SecretKey> {
+        let idx = role as usize;
+        let (wrap, uuid, used) = self.with_ready(|r| {
+            let w = r.meta.wrap(role).cloned().ok_or_else(|| {
+                Error::with(CKR_USER_PIN_NOT_INITIALIZED, "the user PIN is not set")
+            })?;
+            let n = r.meta.failures(role).saturating_add(r.ro_failures[idx]);
+            if n >= max {
+                return Err(Error::with(CKR_PIN_LOCKED, locked_msg(role)));
+            }
+            // Counted before the check, as on a writable token.
+            r.ro_failures[idx] += 1;
+            Ok((w, r.meta.uuid, n + 1))
+        })?;
+        let kek = seal::derive_kek(pin.expose(), &wrap.salt, wrap.iterations);
+        let Some(key) = wrap.unwrap_with(&uuid, role, &kek) else {
+            log::warn!("wrong {role:?} PIN ({used} of {max} tries used; write-protected token)");
+            return Err(Error::with(
+                CKR_PIN_INCORRECT,
+                if used >= max {
+                    format!("wrong PIN; the {role:?} PIN is now locked")
+                } else {
+                    format!("wrong PIN; {} tries left", max - used)
+                },
+            ));
+        };
+        self.with_ready(|r| {
+            r.ro_failures[idx] = 0;
+            Ok(())
+        })?;
+        Ok(key)
+    }
+
     /// Verify the user PIN for a context-specific login (`CKA_ALWAYS_AUTHENTICATE` keys).
     pub(crate) fn verify_user_pin(&self, pin: &Pin) -> Result<()> {
         self.verify_pin(Role::User, pin).map(|_| ())
@@ -345,6 +387,10 @@ impl SoftToken {
 
     /// May this session make an object with these `CKA_TOKEN` / `CKA_PRIVATE` values?
     fn check_access(r: &Ready, s: &SessionCtx, token: bool, private: bool) -> Result<()> {
+        if token {
+            // PKCS#11 2.40 §5.1.6: CKR_TOKEN_WRITE_PROTECTED ranks above CKR_SESSION_READ_ONLY.
+            r.check_writable()?;
+        }
         if token && !s.rw {
             return Err(Error::with(
                 CKR_SESSION_READ_ONLY,
@@ -503,7 +549,7 @@ fn set_wrap(m: &mut Meta, role: Role, w: PinWrap) {
     }
 }
 
-fn pin_flags(m: &Meta, role: Role, max: u32) -> CK_FLAGS {
+fn pin_flags(r: &Ready, role: Role, max: u32) -> CK_FLAGS {
     let (low, final_try, locked) = match role {
         Role::So => (
             CKF_SO_PIN_COUNT_LOW,
@@ -516,7 +562,10 @@ fn pin_flags(m: &Meta, role: Role, max: u32) -> CK_FLAGS {
             CKF_USER_PIN_LOCKED,
         ),
     };
-    let n = m.failures(role);
+    let n = r
+        .meta
+        .failures(role)
+        .saturating_add(r.ro_failures[role as usize]);
     let mut f = 0;
     if n >= max {
         f |= locked;
@@ -552,9 +601,12 @@ impl Token for SoftToken {
             info.flags |= CKF_TOKEN_INITIALIZED;
             if m.user.is_some() {
                 info.flags |= CKF_USER_PIN_INITIALIZED;
-                info.flags |= pin_flags(m, Role::User, cfg.max_user_pin_failures);
+                info.flags |= pin_flags(r, Role::User, cfg.max_user_pin_failures);
             }
-            info.flags |= pin_flags(m, Role::So, cfg.max_so_pin_failures);
+            info.flags |= pin_flags(r, Role::So, cfg.max_so_pin_failures);
+            if r.write_protected {
+                info.flags |= CKF_WRITE_PROTECTED;
+            }
         }
         info
     }
@@ -584,6 +636,7 @@ impl Token for SoftToken {
         }
         // Re-initialisation: the SO PIN must be right (and counts toward its lockout).
         self.with_ready(|r| {
+            r.check_writable()?;
             r.logout();
             Ok(())
         })?;
@@ -673,6 +726,7 @@ impl Token for SoftToken {
         let pin = pin_or_bad(pin)?;
         self.check_pin_len(pin)?;
         let (uuid, key) = self.with_ready(|r| {
+            r.check_writable()?;
             if r.login != Some(UserType::So) {
                 return Err(Error::with(
                     CKR_USER_NOT_LOGGED_IN,
@@ -713,6 +767,7 @@ impl Token for SoftToken {
         let old = pin_or_bad(old)?;
         let new = pin_or_bad(new)?;
         let role = self.with_ready(|r| {
+            r.check_writable()?;
             Ok(if r.login == Some(UserType::So) {
                 Role::So
             } else {
@@ -823,6 +878,7 @@ impl Token for SoftToken {
                 ));
             }
             if o.is_token() {
+                r.check_writable()?;
                 if !s.rw {
                     return Err(Error::with(
                         CKR_SESSION_READ_ONLY,
@@ -868,6 +924,7 @@ impl Token for SoftToken {
                 .ok_or_else(|| Error::new(CKR_OBJECT_HANDLE_INVALID))?;
             let is_so = Self::is_so(r);
             if o.is_token() {
+                r.check_writable()?;
                 if !s.rw {
                     return Err(Error::with(
                         CKR_SESSION_READ_ONLY,

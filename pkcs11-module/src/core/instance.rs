@@ -259,13 +259,21 @@ impl Inner {
             return Err(Error::new(CKR_SESSION_PARALLEL_NOT_SUPPORTED));
         }
         let token = self.slots.token(slot)?;
-        if token.info().flags & CKF_TOKEN_INITIALIZED == 0 {
+        let token_flags = token.info().flags;
+        if token_flags & CKF_TOKEN_INITIALIZED == 0 {
             return Err(Error::with(
                 CKR_TOKEN_NOT_RECOGNIZED,
                 "the token is not initialised",
             ));
         }
         let rw = flags & CKF_RW_SESSION != 0;
+        if rw && token_flags & CKF_WRITE_PROTECTED != 0 {
+            // PKCS#11 2.40 §5.6 C_OpenSession: only read-only sessions on a write-protected token.
+            return Err(Error::with(
+                CKR_TOKEN_WRITE_PROTECTED,
+                "the token is write-protected: open a read-only session",
+            ));
+        }
         if !rw && token.login_state() == Some(UserType::So) {
             return Err(Error::new(CKR_SESSION_READ_WRITE_SO_EXISTS));
         }
@@ -414,6 +422,9 @@ impl Inner {
 
     pub fn init_pin(&self, h: CK_SESSION_HANDLE, pin: Option<Pin>) -> Result<()> {
         let s = self.session(h)?;
+        if s.token.info().flags & CKF_WRITE_PROTECTED != 0 {
+            return Err(Error::new(CKR_TOKEN_WRITE_PROTECTED));
+        }
         if !s.rw {
             return Err(Error::new(CKR_SESSION_READ_ONLY));
         }
@@ -429,6 +440,10 @@ impl Inner {
 
     pub fn set_pin(&self, h: CK_SESSION_HANDLE, old: Option<Pin>, new: Option<Pin>) -> Result<()> {
         let s = self.session(h)?;
+        // CKR_TOKEN_WRITE_PROTECTED ranks above CKR_SESSION_READ_ONLY (PKCS#11 2.40 §5.1.6).
+        if s.token.info().flags & CKF_WRITE_PROTECTED != 0 {
+            return Err(Error::new(CKR_TOKEN_WRITE_PROTECTED));
+        }
         if !s.rw {
             return Err(Error::new(CKR_SESSION_READ_ONLY));
         }
