@@ -421,9 +421,9 @@ fn data(
     ])
 }
 
-fn big_value(label: &str) -> Vec<u8> {
+fn fill_value(label: &str, len: usize) -> Vec<u8> {
     let unit = format!("{label};");
-    unit.repeat(2048 / unit.len() + 1).into_bytes()[..2048].to_vec()
+    unit.repeat(len / unit.len() + 1).into_bytes()[..len].to_vec()
 }
 
 #[test]
@@ -434,45 +434,55 @@ fn a_full_disk_gives_device_memory_and_keeps_every_object() {
     };
     let slot = f.init_token("full");
     let s = f.user_session(slot);
+    // label → (private, value). 2 KiB objects until the disk is full, then small ones until not
+    // even those fit (so no smaller write below can slip into the last free bytes).
     let mut stored = BTreeMap::new();
-    let mut failure = None;
-    for n in 0..10_000 {
-        let (label, private) = (format!("full-{n}"), n % 2 == 1);
-        match data(&s, &label, private, big_value(&label)) {
-            Ok(_) => {
-                stored.insert(label, private);
-            }
-            Err(e) => {
-                failure = Some(rv(Err::<(), _>(e)));
-                break;
+    let mut failures = Vec::new();
+    for (phase, len) in [("big", 2048), ("small", 40)] {
+        for n in 0..10_000 {
+            let (label, private) = (format!("full-{phase}{n}"), n % 2 == 1);
+            let v = fill_value(&label, len);
+            match data(&s, &label, private, v.clone()) {
+                Ok(_) => {
+                    stored.insert(label, (private, v));
+                }
+                Err(e) => {
+                    failures.push(rv(Err::<(), _>(e)));
+                    break;
+                }
             }
         }
     }
-    let failure = failure.expect("256 KiB never filled up");
-    assert!(
-        matches!(failure, RvError::DeviceMemory | RvError::FunctionFailed),
-        "a full disk gave {failure:?}"
-    );
-    eprintln!("{} objects stored before {failure:?}", stored.len());
+    assert_eq!(failures.len(), 2, "256 KiB never filled up");
+    for failure in &failures {
+        assert!(
+            matches!(failure, RvError::DeviceMemory | RvError::FunctionFailed),
+            "a full disk gave {failure:?}"
+        );
+    }
+    eprintln!("{} objects stored before {failures:?}", stored.len());
     assert!(stored.len() > 10, "only {} objects fit", stored.len());
     let check = |s: &Session, private_too: bool| {
         let found = objects_with_prefix(s, "full");
-        for (label, private) in &stored {
+        for (label, (private, v)) in &stored {
             if *private && !private_too {
                 assert!(!found.contains_key(label), "private {label} before login");
                 continue;
             }
-            assert_eq!(found.get(label), Some(&big_value(label)), "{label}");
+            assert_eq!(found.get(label), Some(v), "{label}");
         }
         assert_eq!(
             found.len(),
-            stored.iter().filter(|(_, p)| private_too || !**p).count(),
+            stored
+                .iter()
+                .filter(|(_, (p, _))| private_too || !*p)
+                .count(),
             "objects that were never stored"
         );
     };
     // More writes fail the same way and change nothing.
     let h = s
-        .find_objects(&[Attribute::Label(b"full-0".to_vec())])
+        .find_objects(&[Attribute::Label(b"full-big0".to_vec())])
         .unwrap()[0];
     let e = rv(s.update_attributes(h, &[Attribute::Value(vec![0x55; 4096])]));
     assert!(
