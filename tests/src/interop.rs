@@ -131,6 +131,21 @@ impl<'a> Pki<'a> {
         pki
     }
 
+    /// The files only: the test CA (`ca.pem`), the TLS server certificate, `msg.txt`,
+    /// `pin.txt`; no soft token is initialised (for tests whose keys are on an emulated card;
+    /// `token` names the card's token in URIs).
+    pub fn files_only(f: &'a Fixture, token: &str) -> Pki<'a> {
+        let pki = Pki {
+            f,
+            token: token.to_string(),
+        };
+        pki.make_ca("ca", "Klyuch Test CA");
+        pki.server_cert();
+        std::fs::write(f.path("msg.txt"), b"Klyuch interoperability test message\n").unwrap();
+        std::fs::write(f.path("pin.txt"), format!("{USER_PIN}\n")).unwrap();
+        pki
+    }
+
     /// The slot of this token.
     pub fn slot(&self) -> Slot {
         let p11 = self.f.p11();

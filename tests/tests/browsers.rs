@@ -23,9 +23,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use cryptoki::mechanism::Mechanism;
-use cryptoki::object::{Attribute, ObjectClass};
+use cryptoki::object::{Attribute, AttributeType, ObjectClass};
+use klyuch_card_emulator::harness::{self, EmulatorBuilder, StartError, VirtualCard};
 use klyuch_tests::interop::{skip, wait_until, GlobalLock, Guard, Pki, TlsServer, EC, RSA};
-use klyuch_tests::{require, Fixture, USER_PIN};
+use klyuch_tests::{reader_slot, require, Fixture, USER_PIN};
 
 const CHROMIUM_FLAGS: [&str; 8] = [
     "--no-sandbox",
@@ -257,6 +258,9 @@ fn chromium_headless_client_auth_with_a_key_usable_without_login() {
     assert!(!calls.contains("C_Login"), "no login expected:\n{calls}");
     // And it exits cleanly with the module loaded.
     assert!(out.status.success(), "chromium: {}", out.status);
+    println!(
+        "checked: headless Chromium (AutoSelectCertificateForUrls, friendly slot) authenticated to s_server -Verify 1 with a CKA_PRIVATE=false token key, no C_Login; the server saw {CN}; Chromium exited 0"
+    );
 }
 
 /// A virtual X display (`Xvfb :N`), on a display number nobody uses.
@@ -362,6 +366,11 @@ struct PinFlow<'a> {
     log: PathBuf,
     /// The browser's stderr.
     stderr: PathBuf,
+    /// The wrong PIN typed first and the right one.
+    wrong: &'a str,
+    right: &'a str,
+    /// Check the soft token's wrong-PIN counter (`CKF_USER_PIN_COUNT_LOW` of `pki`'s token).
+    counted: bool,
 }
 
 /// The real PIN flow of a browser under Xvfb: wait for its PIN dialog, type a wrong PIN, check
@@ -379,12 +388,15 @@ fn wrong_then_right_pin(
         cn,
         log,
         stderr,
+        wrong,
+        right,
+        counted,
     } = flow;
     let (log, stderr) = (log.as_path(), stderr.as_path());
     let calls = || std::fs::read_to_string(log).unwrap_or_default();
     let limit = Duration::from_secs(20);
-    assert!(!pki.user_pin_count_low());
-    let first = x.type_into(dialog, None, "9999", limit);
+    assert!(!counted || !pki.user_pin_count_low());
+    let first = x.type_into(dialog, None, wrong, limit);
     assert!(
         first.is_some(),
         "no \"{dialog}\" window within {limit:?} ({:?}); windows: {:?}; calls:\n{}",
@@ -397,12 +409,15 @@ fn wrong_then_right_pin(
         "the wrong PIN never reached the token:\n{}",
         calls()
     );
-    assert!(pki.user_pin_count_low(), "the wrong PIN was not counted");
+    assert!(
+        !counted || pki.user_pin_count_low(),
+        "the wrong PIN was not counted"
+    );
 
     // The browser asks again; the right PIN this time (retyped if the dialog comes back).
-    let mut typed = x.type_into(dialog, first.as_deref(), USER_PIN, Duration::from_secs(5));
+    let mut typed = x.type_into(dialog, first.as_deref(), right, Duration::from_secs(5));
     if typed.is_none() {
-        typed = x.type_into(dialog, None, USER_PIN, limit);
+        typed = x.type_into(dialog, None, right, limit);
     }
     assert!(
         typed.is_some(),
@@ -416,7 +431,7 @@ fn wrong_then_right_pin(
             continue;
         }
         // The Enter may have gone to a window that was closing: type again if it is back.
-        x.type_into(dialog, None, USER_PIN, Duration::from_millis(500));
+        x.type_into(dialog, None, right, Duration::from_millis(500));
     }
     let calls = calls();
     assert!(
@@ -446,8 +461,12 @@ fn wrong_then_right_pin(
         "{calls}"
     );
     assert!(
-        !pki.user_pin_count_low(),
+        !counted || !pki.user_pin_count_low(),
         "the good login did not reset the counter"
+    );
+    println!(
+        "checked: {dialog}: typed a wrong PIN (C_Login -> CKR_PIN_INCORRECT{}), then the right one (CKR_OK); the module signed; the server saw the client certificate {cn}",
+        if counted { ", counted by the token and reset by the good login" } else { "" }
     );
 }
 
@@ -516,6 +535,9 @@ fn chromium_pin_dialog_wrong_then_right_pin() {
         cn: RSA.cn,
         log,
         stderr: f.path("chromium.err"),
+        wrong: "9999",
+        right: USER_PIN,
+        counted: true,
     };
     wrong_then_right_pin(&pki, &x, &mut browser, &server, flow);
     drop(browser);
@@ -595,6 +617,9 @@ fn firefox_pin_dialog_wrong_then_right_pin() {
         cn: CN,
         log,
         stderr: f.path("firefox.err"),
+        wrong: "9999",
+        right: USER_PIN,
+        counted: true,
     };
     wrong_then_right_pin(&pki, &x, &mut browser, &server, flow);
 }
@@ -682,6 +707,9 @@ fn firefox_security_devices_policy_loads_klyuch() {
         "the policy did not add the module to the profile:\n{modules}"
     );
     drop(browser);
+    println!(
+        "checked: the Firefox SecurityDevices policy added Klyuch to a profile without it (pkcs11.txt), the PIN was typed into Password Required, and the server saw a token certificate"
+    );
 }
 
 /// A quiet test profile: the client certificate chosen automatically, no OS certificates, no
@@ -701,3 +729,240 @@ user_pref("browser.safebrowsing.update.enabled", false);
 user_pref("network.captive-portal-service.enabled", false);
 user_pref("network.connectivity-service.enabled", false);
 "#;
+
+// ------------------------------------------------------------------ the emulated PIV card
+
+/// The PIV card's PIN (the emulator's provisioned card, card-emulator/src/piv.rs) and the
+/// subject CN of its 9A (PIV Authentication, RSA-2048) self-signed certificate.
+const PIV_PIN: &str = "123456";
+const PIV_CN: &str = "Klyuch PIV Authentication (9A)";
+
+/// A provisioned PIV card from `klyuch-card-emulator` in a vpcd reader of the running pcscd
+/// (the harness starts pcscd when none runs and takes the reader's lock), a fixture with PC/SC on
+/// that ignores the other vpcd reader, and the card's 9A certificate as `piv9a.pem` in the
+/// fixture folder (the TLS server's only trusted CA). `Err`: why this machine cannot do it.
+fn piv_card_fixture() -> Result<(VirtualCard, Fixture), String> {
+    let card = match EmulatorBuilder::new("piv").provision(true).start() {
+        Ok(c) => c,
+        Err(StartError::Unavailable(why)) => return Err(why),
+        Err(e) => panic!("{e}"),
+    };
+    let other = harness::reader_name(if card.port() == harness::VPCD_BASE_PORT {
+        harness::VPCD_BASE_PORT + 1
+    } else {
+        harness::VPCD_BASE_PORT
+    });
+    let f = Fixture::with_pcsc(&format!("[pcsc]\nexclude_readers = [{other:?}]\n"));
+    let slot = reader_slot(f.p11(), card.reader_name())
+        .unwrap_or_else(|| panic!("no slot for {}", card.reader_name()));
+    {
+        let s = f
+            .p11()
+            .open_ro_session(slot)
+            .expect("C_OpenSession on the card");
+        let certs = s
+            .find_objects(&[
+                Attribute::Class(ObjectClass::CERTIFICATE),
+                Attribute::Id(vec![1]),
+            ])
+            .unwrap();
+        assert_eq!(certs.len(), 1, "the 9A certificate (CKA_ID 01)");
+        let der = match s
+            .get_attributes(certs[0], &[AttributeType::Value])
+            .unwrap()
+            .pop()
+        {
+            Some(Attribute::Value(v)) => v,
+            other => panic!("{other:?}"),
+        };
+        std::fs::write(f.path("piv9a.der"), der).unwrap();
+    }
+    f.run(
+        "openssl",
+        &[
+            "x509",
+            "-inform",
+            "DER",
+            "-in",
+            "piv9a.der",
+            "-out",
+            "piv9a.pem",
+        ],
+    );
+    let out = f.run(
+        "openssl",
+        &["x509", "-in", "piv9a.pem", "-noout", "-subject"],
+    );
+    assert!(
+        klyuch_tests::text(&out).contains(PIV_CN),
+        "{}",
+        klyuch_tests::text(&out)
+    );
+    Ok((card, f))
+}
+
+/// The token label of the card's slot (for the printed report).
+fn token_label(f: &Fixture, card: &VirtualCard) -> String {
+    reader_slot(f.p11(), card.reader_name())
+        .and_then(|s| f.p11().get_token_info(s).ok())
+        .map(|i| i.label().trim().to_string())
+        .unwrap_or_default()
+}
+
+/// Firefox ESR under Xvfb with the emulated PIV card in the virtual reader: Klyuch (added with
+/// modutil, PC/SC on) shows the card as a token, "Select Automatically" picks its 9A
+/// certificate (the server trusts only that one), Firefox's "Password Required" dialog gets a
+/// wrong PIN (the card answers 63Cx: CKR_PIN_INCORRECT) and then the card's PIN; the card signs
+/// the TLS CertificateVerify.
+#[test]
+fn firefox_with_the_emulated_piv_card() {
+    require!(
+        "firefox-esr",
+        "Xvfb",
+        "xdotool",
+        "certutil",
+        "modutil",
+        "openssl"
+    );
+    // No policy test may run meanwhile: its SecurityDevices policy would load Klyuch twice.
+    let _lock = GlobalLock::acquire("firefox-policy", Duration::from_secs(300));
+    let (card, f) = match piv_card_fixture() {
+        Ok(x) => x,
+        Err(why) => {
+            skip(&why);
+            return;
+        }
+    };
+    if let Err(e) = browser_starts(&f, "firefox-esr") {
+        skip(&e);
+        return;
+    }
+    let Some(x) = Xvfb::start() else {
+        skip("Xvfb does not start here");
+        return;
+    };
+    let pki = Pki::files_only(&f, "piv");
+    let server = TlsServer::start_with_ca(&pki, "s_server.log", "piv9a.pem");
+    let profile = f.path("ff-profile");
+    nss_profile(&pki, &profile, false);
+    let log = f.path("klyuch-firefox.log");
+    let url = server.url("/firefox-piv");
+    let mut browser = start_firefox(&pki, &x, &profile, &url, &log);
+    let flow = PinFlow {
+        dialog: "Password Required",
+        cn: PIV_CN,
+        log,
+        stderr: f.path("firefox.err"),
+        wrong: "999999",
+        right: PIV_PIN,
+        counted: false,
+    };
+    wrong_then_right_pin(&pki, &x, &mut browser, &server, flow);
+    drop(browser);
+    println!(
+        "checked: Firefox with the emulated PIV card (token {:?} in {}): client authentication with the card's 9A key, wrong PIN then right PIN typed into Password Required; the server saw {PIV_CN}",
+        token_label(&f, &card),
+        card.reader_name()
+    );
+}
+
+/// Chromium under Xvfb starts with Klyuch loaded and the virtual reader empty; the PIV card is
+/// inserted afterwards, then the running browser is sent to the server (a second `chromium`
+/// with the same profile hands the URL over and exits). NSS finds the new token, the policy
+/// picks the card's 9A certificate, the PIN goes into "Unlock Security Device" (wrong, then
+/// right), and the card signs.
+#[test]
+fn chromium_with_the_piv_card_inserted_after_the_browser_started() {
+    require!("chromium", "Xvfb", "xdotool", "certutil", "modutil", "openssl");
+    let (mut card, f) = match piv_card_fixture() {
+        Ok(x) => x,
+        Err(why) => {
+            skip(&why);
+            return;
+        }
+    };
+    if let Err(e) = browser_starts(&f, "chromium") {
+        skip(&e);
+        return;
+    }
+    let Some(x) = Xvfb::start() else {
+        skip("Xvfb does not start here");
+        return;
+    };
+    let label = token_label(&f, &card);
+    card.remove().expect("remove the card");
+    let pki = Pki::files_only(&f, "piv");
+    let server = TlsServer::start_with_ca(&pki, "s_server.log", "piv9a.pem");
+    let home = f.path("chrome-home");
+    nss_profile(&pki, &home.join(".pki/nssdb"), false);
+    let policy = match chromium_policy(&server.url(""), PIV_CN) {
+        Ok(p) => p,
+        Err(e) => {
+            skip(&format!("the Chromium policy folder is not writable: {e}"));
+            return;
+        }
+    };
+    let log = f.path("klyuch-chromium.log");
+    let chromium = |url: &str, out: &str| {
+        pki.command("timeout", &["-k", "5", "60", "chromium"])
+            .args(CHROMIUM_FLAGS)
+            .arg(format!(
+                "--user-data-dir={}",
+                home.join("profile").display()
+            ))
+            .arg(url)
+            .env("HOME", &home)
+            .env("DISPLAY", &x.display)
+            .env("KLYUCH_LOG", "debug")
+            .env("KLYUCH_LOG_FILE", &log)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(f.path(&format!("{out}.out"))).unwrap())
+            .stderr(std::fs::File::create(f.path(&format!("{out}.err"))).unwrap())
+            .spawn()
+            .expect("chromium")
+    };
+    // Chromium loads the NSS modules when it first needs a client certificate: a first page
+    // from a server that wants one no token has (certified by the file CA) makes it load Klyuch
+    // while the reader is empty.
+    let before = TlsServer::start_with_ca(&pki, "s_server0.log", "ca.pem");
+    let mut browser = Guard::new(
+        "chromium",
+        chromium(&before.url("/before-the-card"), "chromium"),
+    );
+    let calls = || std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        wait_until(Duration::from_secs(30), || calls()
+            .contains("C_GetSlotList")),
+        "Chromium did not load Klyuch ({:?}):\n{}",
+        browser.exited(),
+        tail(&f.path("chromium.err"), 20)
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        !calls().contains("C_Login"),
+        "nothing to log in to before the card"
+    );
+    card.insert().expect("insert the card");
+    // The running browser opens the page (the second process hands the URL over and exits).
+    let mut second = Guard::new(
+        "chromium (2)",
+        chromium(&server.url("/chromium-piv-late"), "chromium2"),
+    );
+    let flow = PinFlow {
+        dialog: "Unlock Security Device",
+        cn: PIV_CN,
+        log: log.clone(),
+        stderr: f.path("chromium.err"),
+        wrong: "999999",
+        right: PIV_PIN,
+        counted: false,
+    };
+    wrong_then_right_pin(&pki, &x, &mut browser, &server, flow);
+    let handed_over = second.exited();
+    drop(second);
+    drop(browser);
+    drop(policy);
+    println!(
+        "checked: Chromium started, loaded Klyuch (a first page asked for a client certificate) with the reader empty; the PIV card (token {label:?}) was inserted afterwards and the running browser opened the page (URL handed over: {handed_over:?}); wrong then right PIN in Unlock Security Device; the server saw {PIV_CN}"
+    );
+}

@@ -96,6 +96,9 @@ fn p11tool_lists_and_test_signs() {
             k.label
         );
     }
+    println!(
+        "checked: p11tool --list-tokens shows the token (Manufacturer: Klyuch); --login --list-all shows private keys, public keys and certificates of RSA-2048 and EC P-256 and the CA certificate; without login no private key; --export gives the issued certificate; --test-sign passes for the RSA and EC keys"
+    );
 }
 
 #[test]
@@ -151,6 +154,9 @@ fn gnutls_cli_authenticates_with_pkcs11_uris() {
         );
     }
     assert!(server.saw_client(RSA.cn) && server.saw_client(EC.cn));
+    println!(
+        "checked: gnutls-cli --x509keyfile/--x509certfile pkcs11: URIs completed the handshake with RSA (TLS 1.3, TLS 1.2) and EC (TLS 1.3) and s_server -Verify 1 saw both client subjects"
+    );
 }
 
 /// GnuTLS as the token's manager: p11tool generates key pairs on the token with GnuTLS's
@@ -288,4 +294,7 @@ fn p11tool_and_certtool_generate_write_and_delete() {
         &["--login", "--list-all", "pkcs11:token=gnutlsgen"],
     );
     assert!(!t.contains("gtrsa") && t.contains("gtkey"), "{t}");
+    println!(
+        "checked: p11tool --generate-privkey made RSA and EC key pairs on the token; certtool made a CSR with the token key, p11tool --write stored the issued certificate under the key ID, --test-sign passed, --delete removed a key pair (2 objects)"
+    );
 }
