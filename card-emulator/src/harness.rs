@@ -106,15 +106,31 @@ pub fn check_environment() -> Result<(), StartError> {
     Ok(())
 }
 
-/// True when a pcscd answers on its socket.
+/// True when a pcscd answers on its socket. pcscd listens with a backlog of one, so a busy
+/// daemon can refuse a connection now and then: a refusal counts only when it persists (a second
+/// pcscd started by mistake rebinds the socket path while the first keeps the vpcd ports).
 pub fn pcscd_running() -> bool {
-    UnixStream::connect(PCSCD_SOCKET).is_ok()
+    for _ in 0..10 {
+        if UnixStream::connect(PCSCD_SOCKET).is_ok() {
+            return true;
+        }
+        if !Path::new(PCSCD_SOCKET).exists() {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
 }
 
 /// Starts pcscd when none runs (as root directly; as a normal user after `sudo -n` made
 /// /run/pcscd ours, interop.md §1.2). A pcscd started here is left running for the other
 /// tests of the machine; its output goes to `$TMPDIR/klyuch-pcscd.log`.
 pub fn ensure_pcscd() -> Result<(), StartError> {
+    if pcscd_running() {
+        return Ok(());
+    }
+    // The same lock as scripts/pcscd.sh: tests in parallel processes must not start two.
+    let _start = lock_file("klyuch-pcscd.lock")?;
     if pcscd_running() {
         return Ok(());
     }
@@ -204,7 +220,12 @@ pub fn wait_for_card(reader: &str, present: bool, timeout: Duration) -> bool {
 
 /// Takes the exclusive lock of a vpcd port (blocks while another user holds it).
 pub fn lock_port(port: u16) -> Result<File, StartError> {
-    let path = std::env::temp_dir().join(format!("klyuch-vpcd-{port}.lock"));
+    lock_file(&format!("klyuch-vpcd-{port}.lock"))
+}
+
+/// An exclusive `flock` on `$TMPDIR/<name>`, held while the returned file is open.
+fn lock_file(name: &str) -> Result<File, StartError> {
+    let path = std::env::temp_dir().join(name);
     let f = OpenOptions::new()
         .create(true)
         .truncate(false)
