@@ -15,3 +15,6 @@ cargo build --release --workspace --all-targets
 echo "==> tests"
 # nextest runs each test in its own process: the module is process-wide state.
 cargo nextest run --release --workspace --no-fail-fast "$@"
+
+# Supply chain: cargo-deny (licenses, bans, sources; advisories when the database is reachable).
+scripts/deny.sh
