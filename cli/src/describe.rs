@@ -244,17 +244,18 @@ pub fn cert_summary(der: &[u8]) -> Option<CertSummary> {
 /// Certificates with fewer days left than this get a warning (`klyuch objects`, `status`).
 pub const WARN_DAYS: i64 = 30;
 
-/// Whole days from `now` to `until` (rounded down; negative when `until` has passed).
+/// Days from `now` to `until`, rounded up (a certificate made with `-days 10` has 10 days
+/// left); zero or negative once `until` has passed (-3: expired 3 whole days ago).
 fn days_between(now: std::time::Duration, until: std::time::Duration) -> i64 {
     let secs = until.as_secs() as i64 - now.as_secs() as i64;
-    secs.div_euclid(86_400)
+    -(-secs).div_euclid(86_400)
 }
 
 /// The warning for a certificate: expired, not yet valid, or under `warn_days` days left.
 pub fn validity_warning(c: &CertSummary, warn_days: i64) -> Option<String> {
     let plural = |n: i64| if n == 1 { "" } else { "s" };
     if c.expired {
-        let ago = -c.days_left - 1;
+        let ago = -c.days_left;
         return Some(if ago <= 0 {
             "EXPIRED today".to_string()
         } else {

@@ -80,6 +80,7 @@ const SHA256_WITH_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.
 const ECDSA_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
 const ECDSA_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.3");
 const ECDSA_SHA512: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.4");
+const ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
 const GOST_SIGN_256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.643.7.1.1.3.2");
 const GOST_SIGN_512: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.643.7.1.1.3.3");
 
@@ -121,6 +122,15 @@ fn scheme(key_type: CK_KEY_TYPE, spki: &SubjectPublicKeyInfoOwned) -> Result<Sch
                 ecdsa: true,
             }
         }
+        // Ed25519: id-Ed25519 1.3.101.112, parameters absent (RFC 8410 §3, §6), CKM_EDDSA
+        // without parameters (pure Ed25519, PKCS#11 3.0 §2.3.14).
+        CKK_EC_EDWARDS => Scheme {
+            mechanism: Mechanism::Eddsa(cryptoki::mechanism::eddsa::EddsaParams::new(
+                cryptoki::mechanism::eddsa::EddsaSignatureScheme::Pure,
+            )),
+            algorithm: alg(ED25519, None),
+            ecdsa: false,
+        },
         CKK_GOSTR3410 => Scheme {
             mechanism: vendor(CKM_GOSTR3410_WITH_GOSTR3411_12_256)?,
             algorithm: alg(GOST_SIGN_256, None),
@@ -133,7 +143,7 @@ fn scheme(key_type: CK_KEY_TYPE, spki: &SubjectPublicKeyInfoOwned) -> Result<Sch
         },
         other => {
             return Err(CliError::new(format!(
-                "cannot make a certification request with a {} key (RSA, EC and GOST R \
+                "cannot make a certification request with a {} key (RSA, EC, Ed25519 and GOST R \
                  34.10-2012 keys can)",
                 crate::describe::key_type_name(other)
             )));
