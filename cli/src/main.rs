@@ -29,7 +29,7 @@ for the SO PIN (--so-pin, --so-pin-file, $KLYUCH_SO_PIN), a new PIN (--new-pin, 
 $KLYUCH_NEW_PIN) and passphrases (--passphrase, --passphrase-file, $KLYUCH_PASSPHRASE).
 
 Exit status: 0 success, 1 failure (the message says why, with the CKR_ code from the token),
-2 bad command line, 70 internal error.";
+2 bad command line, 3 `status` found an expired certificate or a locked PIN, 70 internal error.";
 
 /// Manage PKCS#11 tokens: slots, token and PIN set-up, objects, key and certificate import.
 #[derive(Parser, Debug)]
