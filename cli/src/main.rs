@@ -4,6 +4,7 @@
 
 mod attrs;
 mod cmd;
+mod cms;
 mod ctx;
 mod describe;
 mod error;
@@ -12,6 +13,7 @@ mod p12;
 mod pbe;
 mod pin;
 mod subject;
+mod tokenkey;
 mod uri;
 
 use clap::{Args, Parser, Subcommand};
@@ -100,6 +102,10 @@ enum Command {
     Backup(cmd::backup::BackupArgs),
     /// Bring a soft token backup back as a new token
     Restore(cmd::backup::RestoreArgs),
+    /// Sign files with a token key: detached (or --attached) CMS signatures, CAdES-BES
+    Sign(cmd::sign::SignArgs),
+    /// Check a CMS signature: content, signature, signer's certificate and its chain
+    Verify(cmd::verify::VerifyArgs),
     /// Benchmark Klyuch's module against SoftHSMv2 (and raw aws-lc-rs, OpenSSL's GOST engine)
     Bench(cmd::bench::BenchArgs),
     /// Register the module with Firefox (every profile), Chromium (~/.pki/nssdb) and p11-kit
@@ -123,6 +129,8 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Status(a) => cmd::status::run(g.module.as_deref(), &g.selector(), &a),
         Command::Backup(a) => cmd::backup::run_backup(&g.selector(), &a),
         Command::Restore(a) => cmd::backup::run_restore(&a),
+        Command::Sign(a) => cmd::sign::run(g.module.as_deref(), &g.selector(), &a),
+        Command::Verify(a) => cmd::verify::run(&a),
         Command::Bench(a) => cmd::bench::run(g.module.as_deref(), &a),
         Command::Register(a) => cmd::register::run_register(g.module.as_deref(), &a),
         Command::Unregister(a) => cmd::register::run_unregister(&a),

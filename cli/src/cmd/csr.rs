@@ -18,15 +18,19 @@ use crate::describe::CKK_GOSTR3410_512;
 use crate::error::{CliError, Result};
 use crate::pin::UserPinArgs;
 use crate::subject::parse_subject;
+pub use crate::tokenkey::key_spki;
+use crate::tokenkey::{
+    CKM_GOSTR3410_WITH_GOSTR3411_12_256, CKM_GOSTR3410_WITH_GOSTR3411_12_512, ecdsa_der, find_one,
+    vendor,
+};
 use clap::Args;
 use const_oid::ObjectIdentifier;
-use cryptoki::mechanism::vendor_defined::VendorDefinedMechanism;
-use cryptoki::mechanism::{Mechanism, MechanismType};
-use cryptoki::object::{Attribute, AttributeType, ObjectClass, ObjectHandle};
-use cryptoki::session::{Session, UserType};
+use cryptoki::mechanism::Mechanism;
+use cryptoki::object::{Attribute, AttributeType, ObjectClass};
+use cryptoki::session::UserType;
 use cryptoki_sys::*;
 use der::asn1::OctetString;
-use der::asn1::{BitString, SetOfVec, UintRef};
+use der::asn1::{BitString, SetOfVec};
 use der::{Decode, Encode, EncodePem};
 use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
 use std::path::{Path, PathBuf};
@@ -72,10 +76,6 @@ pub struct CsrArgs {
     pub pin: UserPinArgs,
 }
 
-/// CKM_GOSTR3410_WITH_GOSTR3411_12_256 / _512 (TC26, gost-pkcs11.md §1.2).
-const CKM_GOSTR3410_WITH_GOSTR3411_12_256: CK_MECHANISM_TYPE = 0xD432_1008;
-const CKM_GOSTR3410_WITH_GOSTR3411_12_512: CK_MECHANISM_TYPE = 0xD432_1009;
-
 const SHA256_WITH_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.11");
 const ECDSA_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
 const ECDSA_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.3");
@@ -90,14 +90,6 @@ struct Scheme {
     algorithm: AlgorithmIdentifierOwned,
     /// `r || s` to be re-encoded as ECDSA-Sig-Value.
     ecdsa: bool,
-}
-
-fn vendor(ty: CK_MECHANISM_TYPE) -> Result<Mechanism<'static>> {
-    let t = MechanismType::new_vendor_defined(ty)
-        .map_err(|_| CliError::new("bad vendor mechanism number"))?;
-    Ok(Mechanism::VendorDefined(VendorDefinedMechanism::new::<()>(
-        t, None,
-    )))
 }
 
 fn scheme(key_type: CK_KEY_TYPE, spki: &SubjectPublicKeyInfoOwned) -> Result<Scheme> {
@@ -149,94 +141,6 @@ fn scheme(key_type: CK_KEY_TYPE, spki: &SubjectPublicKeyInfoOwned) -> Result<Sch
             )));
         }
     })
-}
-
-fn find_one(session: &Session, class: ObjectClass, id: &[u8]) -> Result<Option<ObjectHandle>> {
-    Ok(session
-        .find_objects(&[Attribute::Class(class), Attribute::Id(id.to_vec())])?
-        .into_iter()
-        .next())
-}
-
-/// The key's SubjectPublicKeyInfo: `CKA_PUBLIC_KEY_INFO` of the private or public key, else
-/// built by `klyuch-crypto` from the public key object's components.
-pub fn key_spki(
-    session: &Session,
-    private: ObjectHandle,
-    public: Option<ObjectHandle>,
-) -> Result<Vec<u8>> {
-    for h in std::iter::once(private).chain(public) {
-        if let Ok(attrs) = session.get_attributes(h, &[AttributeType::PublicKeyInfo]) {
-            for a in attrs {
-                if let Attribute::PublicKeyInfo(v) = a
-                    && !v.is_empty()
-                {
-                    return Ok(v);
-                }
-            }
-        }
-    }
-    let public = public.ok_or_else(|| {
-        CliError::new("the token gives no public key for this key (no CKA_PUBLIC_KEY_INFO, no public key object with the same ID)")
-    })?;
-    let mut t = token_api::Template::new();
-    t.set_ulong(token_api::ck::CKA_CLASS, CKO_PUBLIC_KEY);
-    let wanted: [(CK_ATTRIBUTE_TYPE, AttributeType); 6] = [
-        (CKA_KEY_TYPE, AttributeType::KeyType),
-        (CKA_MODULUS, AttributeType::Modulus),
-        (CKA_PUBLIC_EXPONENT, AttributeType::PublicExponent),
-        (CKA_EC_PARAMS, AttributeType::EcParams),
-        (CKA_EC_POINT, AttributeType::EcPoint),
-        (CKA_VALUE, AttributeType::Value),
-    ];
-    for (ty, at) in wanted {
-        let Ok(attrs) = session.get_attributes(public, &[at]) else {
-            continue;
-        };
-        for a in attrs {
-            let v: Vec<u8> = match a {
-                Attribute::KeyType(k) => CK_KEY_TYPE::from(k).to_ne_bytes().to_vec(),
-                Attribute::Modulus(v)
-                | Attribute::PublicExponent(v)
-                | Attribute::EcParams(v)
-                | Attribute::EcPoint(v)
-                | Attribute::Value(v) => v,
-                _ => continue,
-            };
-            t.set(ty, v);
-        }
-    }
-    // GOST domain parameters (no cryptoki attribute type of their own)
-    for ty in [CKA_GOSTR3410_PARAMS, CKA_GOSTR3411_PARAMS] {
-        if let Ok(attrs) = session.get_attributes(public, &[AttributeType::VendorDefined(ty)]) {
-            for a in attrs {
-                if let Attribute::VendorDefined((_, v)) = a {
-                    t.set(ty, v);
-                }
-            }
-        }
-    }
-    klyuch_crypto::Key::from_attributes(&t)
-        .and_then(|k| k.public_key_info())
-        .map_err(|e| CliError::new(format!("cannot encode the public key: {}", e.detail())))
-}
-
-/// `ECDSA-Sig-Value ::= SEQUENCE { r INTEGER, s INTEGER }` (RFC 5480 §2.2.3).
-#[derive(der::Sequence)]
-struct EcdsaSigValue<'a> {
-    r: UintRef<'a>,
-    s: UintRef<'a>,
-}
-
-fn ecdsa_der(rs: &[u8]) -> Result<Vec<u8>> {
-    let (r, s) = rs.split_at(rs.len() / 2);
-    let bad = |_| CliError::new("the token's ECDSA signature cannot be encoded");
-    EcdsaSigValue {
-        r: UintRef::new(r).map_err(bad)?,
-        s: UintRef::new(s).map_err(bad)?,
-    }
-    .to_der()
-    .map_err(bad)
 }
 
 /// keyUsage bits by name (RFC 5280 §4.2.1.3; contentCommitment is the newer name of

@@ -9,9 +9,11 @@ pub mod keygen;
 pub mod objects;
 pub mod pin;
 pub mod register;
+pub mod sign;
 pub mod slots;
 pub mod status;
 pub mod token;
+pub mod verify;
 
 use std::io::{IsTerminal, Write};
 
