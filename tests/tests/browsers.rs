@@ -966,3 +966,86 @@ fn chromium_with_the_piv_card_inserted_after_the_browser_started() {
         "checked: Chromium started, loaded Klyuch (a first page asked for a client certificate) with the reader empty; the PIV card (token {label:?}) was inserted afterwards and the running browser opened the page (URL handed over: {handed_over:?}); wrong then right PIN in Unlock Security Device; the server saw {PIV_CN}"
     );
 }
+
+/// Firefox ESR under Xvfb starts with Klyuch loaded (PC/SC on) and the reader empty, showing a
+/// local page that moves on to the server after a few seconds; the PIV card is inserted
+/// meanwhile. NSS notices the new token (slot information from Klyuch's cached PC/SC state),
+/// the page asks for a client certificate, "Select Automatically" takes the card's, and the PIN goes into
+/// "Password Required" (wrong, then right).
+#[test]
+fn firefox_with_the_piv_card_inserted_after_the_browser_started() {
+    require!(
+        "firefox-esr",
+        "Xvfb",
+        "xdotool",
+        "certutil",
+        "modutil",
+        "openssl"
+    );
+    let _lock = GlobalLock::acquire("firefox-policy", Duration::from_secs(300));
+    let (mut card, f) = match piv_card_fixture() {
+        Ok(x) => x,
+        Err(why) => {
+            skip(&why);
+            return;
+        }
+    };
+    if let Err(e) = browser_starts(&f, "firefox-esr") {
+        skip(&e);
+        return;
+    }
+    let Some(x) = Xvfb::start() else {
+        skip("Xvfb does not start here");
+        return;
+    };
+    let label = token_label(&f, &card);
+    card.remove().expect("remove the card");
+    let pki = Pki::files_only(&f, "piv");
+    let server = TlsServer::start_with_ca(&pki, "s_server.log", "piv9a.pem");
+    let profile = f.path("ff-profile");
+    nss_profile(&pki, &profile, false);
+    // The first page waits 8 s, then opens the server's.
+    let first = f.path("wait.html");
+    std::fs::write(
+        &first,
+        format!(
+            "<!DOCTYPE html><title>waiting for the card</title>\
+             <meta http-equiv=\"refresh\" content=\"8;url={}\">",
+            server.url("/firefox-piv-late")
+        ),
+    )
+    .unwrap();
+    let log = f.path("klyuch-firefox.log");
+    let mut browser = start_firefox(
+        &pki,
+        &x,
+        &profile,
+        &format!("file://{}", first.display()),
+        &log,
+    );
+    let calls = || std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        wait_until(Duration::from_secs(30), || calls()
+            .contains("C_GetSlotList")),
+        "Firefox did not load Klyuch ({:?}):\n{}",
+        browser.exited(),
+        tail(&f.path("firefox.err"), 20)
+    );
+    let loaded = Instant::now();
+    card.insert().expect("insert the card");
+    let inserted_after = loaded.elapsed();
+    let flow = PinFlow {
+        dialog: "Password Required",
+        cn: PIV_CN,
+        log: log.clone(),
+        stderr: f.path("firefox.err"),
+        wrong: "999999",
+        right: PIV_PIN,
+        counted: false,
+    };
+    wrong_then_right_pin(&pki, &x, &mut browser, &server, flow);
+    drop(browser);
+    println!(
+        "checked: Firefox started with Klyuch and an empty reader; the PIV card (token {label:?}) was inserted (in {inserted_after:?}) after Firefox had loaded Klyuch and before the page asked for a client certificate; wrong then right PIN in Password Required; the server saw {PIV_CN}"
+    );
+}

@@ -142,6 +142,54 @@ fn module_file_registers_klyuch_with_p11_kit() {
         "{t}"
     );
 
+    // pkcs11-tool through p11-kit-proxy.so: Klyuch's token among the proxied slots, and a
+    // signature made through the proxy (verified below with the EC certificate's key).
+    let proxy = Command::new("pkg-config")
+        .args(["--variable=proxy_module", "p11-kit-1"])
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .filter(|p| !p.is_empty() && Path::new(p).exists())
+        .unwrap_or_else(|| "/usr/lib/x86_64-linux-gnu/p11-kit-proxy.so".into());
+    let out = user.run("pkcs11-tool", &["--module", &proxy, "-L"]);
+    let t = text(&out);
+    assert!(
+        out.status.success() && t.contains("token label        : p11kitreg"),
+        "pkcs11-tool --module {proxy} -L:\n{t}"
+    );
+    let out = user.run(
+        "pkcs11-tool",
+        &[
+            "--module",
+            &proxy,
+            "--token-label",
+            "p11kitreg",
+            "--login",
+            "--pin",
+            USER_PIN,
+            "--id",
+            RSA.id,
+            "-s",
+            "-m",
+            "SHA256-RSA-PKCS",
+            "-i",
+            "msg.txt",
+            "-o",
+            "proxy.sig",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let v = pki.openssl(&[
+        "dgst",
+        "-sha256",
+        "-verify",
+        &pki.cert_pubkey(RSA.label),
+        "-signature",
+        &home.join("proxy.sig").display().to_string(),
+        &home.join("msg.txt").display().to_string(),
+    ]);
+    assert!(v.contains("Verified OK"), "{v}");
+
     // GnuTLS without --provider: the registered modules.
     let out = user.run("p11tool", &["--list-tokens"]);
     assert!(text(&out).contains("token=p11kitreg"), "{}", text(&out));
@@ -200,7 +248,7 @@ fn module_file_registers_klyuch_with_p11_kit() {
     ]);
     assert!(v.contains("Verified OK"), "{v}");
     println!(
-        "checked: packaging/klyuch.module as a user module file: p11-kit list-modules shows klyuch with its token; p11tool without --provider lists the token and --test-sign passes for RSA and EC; the OpenSSL pkcs11 engine without PKCS11_MODULE_PATH (p11-kit-proxy) signed, OpenSSL verified"
+        "checked: packaging/klyuch.module as a user module file: p11-kit list-modules shows klyuch with its token; pkcs11-tool --module p11-kit-proxy.so lists the token and signs (OpenSSL verified); p11tool without --provider lists the token and --test-sign passes for RSA and EC; the OpenSSL pkcs11 engine without PKCS11_MODULE_PATH (p11-kit-proxy) signed, OpenSSL verified"
     );
 }
 
