@@ -29,6 +29,7 @@ use std::ffi::CString;
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use zeroize::Zeroizing;
 
 /// Raw APDU exchange inside one transaction.
 pub trait Transport {
@@ -83,6 +84,8 @@ impl<'a> Channel<'a> {
                 return Err(e);
             }
         };
+        // Response keeps its own wiped copy; the raw answer is wiped too.
+        let raw = Zeroizing::new(raw);
         let resp = Response::from_bytes(&raw)?;
         let rline = resp.trace(cmd.secret_response);
         log::trace!("APDU < {rline}");
@@ -246,8 +249,9 @@ struct PcscTx<'a> {
 
 impl Transport for PcscTx<'_> {
     fn transmit(&mut self, apdu: &[u8]) -> CardResult<Vec<u8>> {
-        let mut buf = [0u8; pcsc::MAX_BUFFER_SIZE_EXTENDED];
-        let r = self.tx.transmit(apdu, &mut buf).map_err(map_pcsc)?;
+        // The answer may be a secret (a decrypted block, a shared secret): the buffer is wiped.
+        let mut buf = Zeroizing::new([0u8; pcsc::MAX_BUFFER_SIZE_EXTENDED]);
+        let r = self.tx.transmit(apdu, &mut buf[..]).map_err(map_pcsc)?;
         Ok(r.to_vec())
     }
     fn control(&mut self, code: u32, data: &[u8]) -> CardResult<Vec<u8>> {

@@ -371,7 +371,10 @@ fn encode_attrs(attrs: &Template) -> Result<Zeroizing<Vec<u8>>> {
             .map(|a| (a.ty, serde_bytes::Bytes::new(&a.value)))
             .collect(),
     );
-    postcard::to_stdvec(&list)
+    // Room for everything up front (a varint is at most 10 bytes): a growing Vec would leave
+    // copies of the plaintext in freed memory at each reallocation.
+    let cap = 10 + attrs.iter().map(|a| a.value.len() + 20).sum::<usize>();
+    postcard::to_extend(&list, Vec::with_capacity(cap))
         .map(Zeroizing::new)
         .map_err(|e| Error::general(format!("encode: {e}")))
 }

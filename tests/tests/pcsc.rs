@@ -1532,3 +1532,52 @@ fn apdu_benchmark() {
     let last = ours.last().unwrap();
     assert_eq!(last.1, 0, "repeated enumeration sends nothing");
 }
+
+/// Issue 7, item 4 on the PC/SC path: a trace-level log (every APDU) of logins, a wrong PIN,
+/// signing and PIN changes on the PIV card holds no PIN: VERIFY and CHANGE REFERENCE DATA data
+/// fields are masked.
+#[test]
+fn apdu_trace_masks_every_pin() {
+    let Some((_serial, card)) = start_card("piv", &[]) else {
+        return;
+    };
+    let logdir = tempfile::tempdir().unwrap();
+    let log = logdir.path().join("trace.log");
+    // Before the fixture loads the module; nextest runs each test in its own process.
+    std::env::set_var("KLYUCH_LOG", "trace");
+    std::env::set_var("KLYUCH_LOG_FILE", &log);
+    const WRONG: &str = "654321";
+    const NEW: &str = "246813";
+    let mut f = fixture(&card);
+    let slot = slot_of(&f, &card);
+    let s = f.p11().open_rw_session(slot).unwrap();
+    assert_eq!(
+        rv(s.login(UserType::User, Some(&pin(WRONG)))),
+        RvError::PinIncorrect
+    );
+    login(&s, PIV_PIN);
+    let key = object(&s, ObjectClass::PRIVATE_KEY, 1);
+    s.sign(&Mechanism::Sha256RsaPkcs, key, DATA).unwrap();
+    s.set_pin(&pin(PIV_PIN), &pin(NEW)).unwrap();
+    s.set_pin(&pin(NEW), &pin(PIV_PIN)).unwrap();
+    s.logout().unwrap();
+    drop(s);
+    if let Some(p) = f.pkcs11.take() {
+        p.finalize().unwrap();
+    }
+    let text = String::from_utf8_lossy(&std::fs::read(&log).expect("trace log")).into_owned();
+    assert!(text.contains("APDU >"), "no APDU trace at level trace");
+    assert!(text.contains("masked"), "no masked data field in the trace");
+    for p in [PIV_PIN, WRONG, NEW] {
+        let hex: String = p.bytes().map(|b| format!("{b:02X}")).collect();
+        assert!(!text.contains(&hex), "the APDU trace holds PIN {p} ({hex})");
+        assert!(
+            !text.contains(&hex.to_lowercase()),
+            "the trace holds PIN {p}"
+        );
+    }
+    for p in [WRONG, NEW] {
+        assert!(!text.contains(p), "the trace holds PIN {p}");
+    }
+    eprintln!("{} trace lines checked", text.lines().count());
+}

@@ -28,6 +28,7 @@ use crate::pinpad::PinFormat;
 use crate::tlv;
 use crate::transport::Channel;
 use std::io::Read;
+use subtle::ConstantTimeEq;
 use token_api::ck::*;
 use token_api::{Error, Pin, Template};
 use zeroize::Zeroizing;
@@ -285,7 +286,8 @@ fn admin_authenticate(ch: &mut Channel<'_>, auth: &AdminAuth) -> CardResult<()> 
         let mut challenge = vec![0u8; bs];
         getrandom::fill(&mut challenge).map_err(|_| CardError::Malformed("no random"))?;
         // 2. return the decrypted witness, send our challenge
-        let mut inner = tlv::encode(0x80, &decrypted);
+        // The decrypted witness proves we hold the key: wiped after use like the key.
+        let mut inner = Zeroizing::new(tlv::encode(0x80, &decrypted));
         inner.extend(tlv::encode(0x81, &challenge));
         inner.extend([0x82, 0x00]);
         let cmd = Command::new(0x00, 0x87, alg, KEY_ADMIN)
@@ -301,7 +303,8 @@ fn admin_authenticate(ch: &mut Channel<'_>, auth: &AdminAuth) -> CardResult<()> 
         let resp = tlv::find(t.value, 0x82).ok_or(CardError::Malformed("auth response 82"))?;
         let expected =
             mgmt_block(alg, &key, &challenge, true).ok_or(CardError::Malformed("key"))?;
-        if resp != expected.as_slice() {
+        // Constant-time: a fake card must not learn the expected answer byte by byte.
+        if resp.len() != expected.len() || !bool::from(resp.ct_eq(expected.as_slice())) {
             return Err(CardError::Ck(Error::with(
                 CKR_DEVICE_ERROR,
                 "the card failed management key authentication",
