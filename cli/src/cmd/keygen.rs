@@ -21,8 +21,9 @@
 //!   id-tc26-gost-3410-12-512-paramSetA..C 1.2.643.7.1.2.1.2.1..3, `CKA_GOSTR3411_PARAMS` =
 //!   Streebog-512 1.2.643.7.1.1.2.3. Default A.
 //!
-//! Without `--id`, the key gets the ID OpenSC would give it (SHA-1 of the public key, as
-//! `klyuch import` computes it), so a certificate imported later lands next to it.
+//! Without `--id`, the token may choose one (a card picks a free key slot) and the key then gets
+//! the ID OpenSC would give it (SHA-1 of the public key, as `klyuch import` computes it) where the
+//! token lets it be changed; `klyuch import` finds a key by its public key either way.
 
 use crate::attrs::{HexId, intrinsic_id, parse_hex_id};
 use crate::ctx::{Ctx, TokenSelector};
@@ -291,19 +292,13 @@ pub fn run(module: Option<&Path>, sel: &TokenSelector, a: &KeygenArgs) -> Result
             hex::encode(&id.0)
         )));
     }
-    // Without --id: a provisional random ID, replaced by the public key's SHA-1 below.
-    let provisional = match &a.id {
-        Some(id) => id.0.clone(),
-        None => session.generate_random_vec(8).unwrap_or_else(|_| {
-            let t = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or_default();
-            t.as_nanos().to_be_bytes()[8..].to_vec()
-        }),
-    };
+    // Without --id the token may choose (a card picks a free key slot); the public key's
+    // SHA-1 is set afterwards where the token allows it.
     for t in [&mut public, &mut private] {
         t.push(Attribute::Label(label.as_bytes().to_vec()));
-        t.push(Attribute::Id(provisional.clone()));
+        if let Some(id) = &a.id {
+            t.push(Attribute::Id(id.0.clone()));
+        }
     }
     eprintln!(
         "Generating the {} key pair on the token...",
@@ -326,25 +321,32 @@ pub fn run(module: Option<&Path>, sel: &TokenSelector, a: &KeygenArgs) -> Result
             }
         })?;
     let spki = crate::cmd::csr::key_spki(&session, priv_h, Some(pub_h))?;
-    let mut id = provisional.clone();
+    let mut id = read_id(&session, priv_h)?;
     if a.id.is_none() {
         let intrinsic = klyuch_crypto::x509::public_key_attributes(&spki)
             .ok()
             .and_then(|t| intrinsic_id(&t));
-        if let Some(want) = intrinsic {
+        let keep = |why: String, id: &[u8]| {
+            if id.is_empty() {
+                eprintln!("note: {why}; the keys have no CKA_ID (set one with --id)");
+            } else {
+                eprintln!("note: {why}; the keys keep the ID {}", hex::encode(id));
+            }
+        };
+        if let Some(want) = intrinsic
+            && want != id
+        {
             if key_exists(&session, &want)? {
-                eprintln!(
-                    "note: another key already has the ID {}; this one keeps {}",
-                    hex::encode(&want),
-                    hex::encode(&provisional)
+                keep(
+                    format!("another key already has the ID {}", hex::encode(&want)),
+                    &id,
                 );
             } else {
                 match set_id(&session, &[pub_h, priv_h], &want) {
                     Ok(()) => id = want,
-                    Err(e) => eprintln!(
-                        "note: the token did not take the ID {} ({e}); the keys keep {}",
-                        hex::encode(&want),
-                        hex::encode(&provisional)
+                    Err(e) => keep(
+                        format!("the token did not take the ID {} ({e})", hex::encode(&want)),
+                        &id,
                     ),
                 }
             }
@@ -373,6 +375,17 @@ pub fn run(module: Option<&Path>, sel: &TokenSelector, a: &KeygenArgs) -> Result
         eprintln!("Wrote the public key to {}", p.display());
     }
     Ok(())
+}
+
+fn read_id(session: &Session, h: ObjectHandle) -> Result<Vec<u8>> {
+    Ok(session
+        .get_attributes(h, &[AttributeType::Id])?
+        .into_iter()
+        .find_map(|a| match a {
+            Attribute::Id(v) => Some(v),
+            _ => None,
+        })
+        .unwrap_or_default())
 }
 
 fn set_id(session: &Session, handles: &[ObjectHandle], id: &[u8]) -> Result<()> {
