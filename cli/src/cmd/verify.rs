@@ -55,25 +55,39 @@ fn load_anchors(files: &[PathBuf]) -> Result<Vec<(Certificate, String)>> {
 
 pub fn run(a: &VerifyArgs) -> Result<()> {
     let anchors = load_anchors(&a.ca)?;
-    let der = crate::cms::read_signature_file(&a.signature)?;
-    let (sd, ber) =
-        crate::cms::parse_signed_data(&der).map_err(|e| e.context(a.signature.display()))?;
-    let embedded =
-        crate::cms::embedded_content(&sd, ber).map_err(|e| e.context(a.signature.display()))?;
+    // An attached DER signature is read around its content, which is hashed from the file in
+    // chunks (constant memory); anything else is read whole.
+    let mut embedded_bytes: Option<Vec<u8>> = None;
+    let streamed = match &a.content {
+        None => crate::cms::attached_layout(&a.signature)?,
+        Some(_) => None,
+    };
+    let (sd, embedded) = match streamed {
+        Some(l) => (l.sd, Some((l.content_offset, l.content_len))),
+        None => {
+            let der = crate::cms::read_signature_file(&a.signature)?;
+            let (sd, ber) = crate::cms::parse_signed_data(&der)
+                .map_err(|e| e.context(a.signature.display()))?;
+            embedded_bytes = crate::cms::embedded_content(&sd, ber)
+                .map_err(|e| e.context(a.signature.display()))?;
+            (sd, None)
+        }
+    };
     let guessed: Option<PathBuf> = a
         .signature
         .to_str()
         .and_then(|s| s.strip_suffix(".sig").or_else(|| s.strip_suffix(".p7s")))
         .map(PathBuf::from)
         .filter(|p| p.is_file());
-    let (content, what) = match (&a.content, &embedded, &guessed) {
-        (Some(p), _, _) => (Content::File(p), p.display().to_string()),
-        (None, Some(e), _) => (
-            Content::Embedded(e),
-            "the content inside the signature".to_string(),
-        ),
-        (None, None, Some(p)) => (Content::File(p), p.display().to_string()),
-        (None, None, None) => {
+    let inside = "the content inside the signature".to_string();
+    let (content, what) = match (&a.content, embedded, &embedded_bytes, &guessed) {
+        (Some(p), _, _, _) => (Content::File(p), p.display().to_string()),
+        (None, Some((offset, len)), _, _) => {
+            (Content::FileRange(&a.signature, offset, len), inside)
+        }
+        (None, None, Some(e), _) => (Content::Embedded(e), inside),
+        (None, None, None, Some(p)) => (Content::File(p), p.display().to_string()),
+        (None, None, None, None) => {
             return Err(CliError::usage(format!(
                 "{} is a detached signature: name the signed file with --content FILE",
                 a.signature.display()

@@ -155,8 +155,23 @@ impl DigestAlg {
     /// The digest of a file, read in chunks (constant memory whatever the size); also the
     /// number of bytes read.
     pub fn digest_file(self, path: &Path) -> Result<(Vec<u8>, u64)> {
+        self.digest_file_range(path, 0, None)
+    }
+
+    /// The digest of `len` bytes (or all) of a file from `offset`, read in chunks; also the
+    /// number of bytes read. A file shorter than `len` is an error.
+    pub fn digest_file_range(
+        self,
+        path: &Path,
+        offset: u64,
+        len: Option<u64>,
+    ) -> Result<(Vec<u8>, u64)> {
+        use std::io::{Seek, SeekFrom};
         let mut f = std::fs::File::open(path)
             .map_err(|e| CliError::new(format!("cannot open {}: {e}", path.display())))?;
+        f.seek(SeekFrom::Start(offset))
+            .map_err(|e| CliError::new(format!("reading {}: {e}", path.display())))?;
+        let mut f = f.take(len.unwrap_or(u64::MAX));
         let mut h = self.hasher();
         let mut buf = vec![0u8; CHUNK];
         let mut total = 0u64;
@@ -171,6 +186,12 @@ impl DigestAlg {
             };
             h.update(&buf[..n]);
             total += n as u64;
+        }
+        if len.is_some_and(|l| l != total) {
+            return Err(CliError::new(format!(
+                "{} is shorter than its content length says (truncated)",
+                path.display()
+            )));
         }
         Ok((h.finish(), total))
     }

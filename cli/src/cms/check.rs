@@ -15,6 +15,8 @@ use x509_cert::ext::pkix::SubjectKeyIdentifier;
 /// Where the signed content is.
 pub enum Content<'a> {
     File(&'a Path),
+    /// `len` bytes at `offset` of a file (the content inside an attached signature file).
+    FileRange(&'a Path, u64, u64),
     Embedded(&'a [u8]),
 }
 
@@ -349,6 +351,7 @@ pub fn verify(
     };
     let actual = match content {
         Content::File(p) => digest.digest_file(p)?.0,
+        Content::FileRange(p, offset, len) => digest.digest_file_range(p, offset, Some(len))?.0,
         Content::Embedded(b) => digest.digest(b),
     };
     if actual != md.as_bytes() {

@@ -264,6 +264,96 @@ pub fn write_content_info(
     out.write_all(rest).map_err(io)
 }
 
+/// Where an attached signature's content lies in its file, and the SignedData without it.
+pub struct AttachedLayout {
+    pub sd: SignedData,
+    pub content_offset: u64,
+    pub content_len: u64,
+}
+
+/// Bytes read from the start of a signature file to find the layout: the headers before the
+/// content are a few dozen bytes.
+const HEAD: u64 = 64 * 1024;
+
+/// What comes before an attached content: its offset and length in the file, and the DER of
+/// SignedData's version, digestAlgorithms and eContentType.
+type HeadParts = (usize, u64, Vec<u8>, Vec<u8>, Vec<u8>);
+
+/// For a DER signature file with embedded content (definite lengths, as `klyuch sign
+/// --attached` and `openssl cms -sign -nodetach` without `-stream` write it): the content's
+/// place in the file and the SignedData around it, read without loading the content, so a
+/// large attached signature verifies in constant memory. `None` for anything else (detached,
+/// PEM, BER): the caller reads the whole file.
+pub fn attached_layout(path: &Path) -> Result<Option<AttachedLayout>> {
+    use std::io::{Seek, SeekFrom};
+    let io = |e: std::io::Error| CliError::new(format!("reading {}: {e}", path.display()));
+    let mut f = std::fs::File::open(path).map_err(io)?;
+    let file_len = f.metadata().map_err(io)?.len();
+    let mut head = Vec::new();
+    (&mut f).take(HEAD).read_to_end(&mut head).map_err(io)?;
+    let layout = || -> der::Result<Option<HeadParts>> {
+        let mut r = SliceReader::new(&head)?;
+        let ci = Header::decode(&mut r)?;
+        if ci.tag() != Tag::Sequence
+            || u64::from(u32::from(ci.length())) + u64::from(u32::from(r.position())) != file_len
+        {
+            return Ok(None);
+        }
+        if ObjectIdentifier::decode(&mut r)? != ID_SIGNED_DATA {
+            return Ok(None);
+        }
+        let explicit = Header::decode(&mut r)?;
+        let sd = Header::decode(&mut r)?;
+        if !explicit.tag().is_context_specific() || sd.tag() != Tag::Sequence {
+            return Ok(None);
+        }
+        let sd_end = u64::from(u32::from(r.position())) + u64::from(u32::from(sd.length()));
+        let version = r.tlv_bytes()?.to_vec();
+        let digests = r.tlv_bytes()?.to_vec();
+        let eci = Header::decode(&mut r)?;
+        let eci_start = u64::from(u32::from(r.position()));
+        let oid: ObjectIdentifier = ObjectIdentifier::decode(&mut r)?;
+        let after_oid = u64::from(u32::from(r.position()));
+        if eci.tag() != Tag::Sequence || after_oid == eci_start + u64::from(u32::from(eci.length()))
+        {
+            return Ok(None); // detached
+        }
+        let _econtent = Header::decode(&mut r)?;
+        let octets = Header::decode(&mut r)?;
+        if octets.tag() != Tag::OctetString || octets.is_constructed() {
+            return Ok(None);
+        }
+        let offset = u32::from(r.position()) as usize;
+        let len = u64::from(u32::from(octets.length()));
+        if offset as u64 + len != eci_start + u64::from(u32::from(eci.length()))
+            || sd_end > file_len
+        {
+            return Ok(None);
+        }
+        Ok(Some((offset, len, version, digests, oid.to_der()?)))
+    };
+    let Ok(Some((offset, len, version, digests, oid))) = layout() else {
+        return Ok(None);
+    };
+    // the rest of the SignedData: certificates, CRLs, signerInfos
+    f.seek(SeekFrom::Start(offset as u64 + len)).map_err(io)?;
+    let mut rest = Vec::new();
+    f.read_to_end(&mut rest).map_err(io)?;
+    let eci = [header(Tag::Sequence, oid.len())?, oid].concat();
+    let body = [version, digests, eci, rest].concat();
+    let sd_der = [header(Tag::Sequence, body.len())?, body].concat();
+    let sd = SignedData::from_der(&sd_der).map_err(|e| {
+        CliError::new(format!(
+            "this is not a CMS signature (a ContentInfo with SignedData): {e}"
+        ))
+    })?;
+    Ok(Some(AttachedLayout {
+        sd,
+        content_offset: offset as u64,
+        content_len: len,
+    }))
+}
+
 /// PEM label of CMS (RFC 7468 §9 notes "CMS" for ContentInfo; OpenSSL reads it).
 pub const PEM_LABEL: &str = "CMS";
 
