@@ -143,7 +143,12 @@ mod tests {
         assert_eq!(buf, [0xAA; 16], "nothing written on BUFFER_TOO_SMALL");
         len = 16;
         assert_eq!(
-            run(&mut buf, &mut len, true, Out::Data(vec![1; 10])),
+            run(
+                &mut buf,
+                &mut len,
+                true,
+                Out::Data(zeroize::Zeroizing::new(vec![1; 10]))
+            ),
             CKR_OK
         );
         assert_eq!(len, 10);
@@ -160,7 +165,9 @@ mod tests {
         // SAFETY: 24 writable bytes at p; len 8 is within them.
         let ob = unsafe { OutBuf::new(p, &mut len) }.unwrap();
         assert_eq!(
-            ob.put(Out::Data(vec![9; 12])).unwrap_err().rv(),
+            ob.put(Out::Data(zeroize::Zeroizing::new(vec![9; 12])))
+                .unwrap_err()
+                .rv(),
             CKR_BUFFER_TOO_SMALL
         );
         assert_eq!(len, 12);

@@ -949,7 +949,7 @@ impl Inner {
         Ok(match cap {
             None => Out::Len(wrapped.len()),
             Some(c) if c < wrapped.len() => Out::TooSmall(wrapped.len()),
-            Some(_) => Out::Data(wrapped),
+            Some(_) => Out::Data(zeroize::Zeroizing::new(wrapped)),
         })
     }
 

@@ -7,16 +7,29 @@
 //! and never signs twice.
 
 use token_api::Result;
+use zeroize::Zeroizing;
 
-/// What to tell the caller.
-#[derive(Debug, PartialEq, Eq)]
+/// What to tell the caller. The data may be a secret (a decrypted message, a session key an
+/// application unwraps itself with C_Decrypt): it is wiped once handed out, also when it waits
+/// for a bigger buffer, and `Debug` shows only its length.
+#[derive(PartialEq, Eq)]
 pub enum Out {
     /// A length only: the answer to a size query (`CKR_OK`), possibly an upper bound.
     Len(usize),
     /// The result did not fit: `CKR_BUFFER_TOO_SMALL` with the exact length needed.
     TooSmall(usize),
     /// The result; it fits the caller's buffer.
-    Data(Vec<u8>),
+    Data(Zeroizing<Vec<u8>>),
+}
+
+impl std::fmt::Debug for Out {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Out::Len(n) => write!(f, "Len({n})"),
+            Out::TooSmall(n) => write!(f, "TooSmall({n})"),
+            Out::Data(v) => write!(f, "Data({} bytes)", v.len()),
+        }
+    }
 }
 
 /// The state machine step shared by every output-producing call.
@@ -29,7 +42,7 @@ pub enum Out {
 /// Returns the answer and whether the step is complete (the operation may move on or end):
 /// `false` for a size query or a too-small buffer.
 pub fn deliver(
-    pending: &mut Option<Vec<u8>>,
+    pending: &mut Option<Zeroizing<Vec<u8>>>,
     cap: Option<usize>,
     bound: usize,
     compute: impl FnOnce() -> Result<Vec<u8>>,
@@ -44,7 +57,7 @@ pub fn deliver(
     let Some(cap) = cap else {
         return Ok((Out::Len(bound), false));
     };
-    let data = compute()?;
+    let data = Zeroizing::new(compute()?);
     if data.len() > cap {
         let n = data.len();
         *pending = Some(data);
@@ -71,7 +84,10 @@ mod tests {
         assert_eq!(f(None).unwrap(), (Out::Len(64), false));
         assert_eq!(f(Some(10)).unwrap(), (Out::TooSmall(48), false));
         assert_eq!(f(None).unwrap(), (Out::Len(48), false));
-        assert_eq!(f(Some(48)).unwrap(), (Out::Data(vec![7u8; 48]), true));
+        assert_eq!(
+            f(Some(48)).unwrap(),
+            (Out::Data(Zeroizing::new(vec![7u8; 48])), true)
+        );
         assert_eq!(calls.get(), 1);
         assert!(pending.is_none());
     }

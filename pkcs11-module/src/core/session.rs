@@ -38,7 +38,7 @@ impl SessionCell {
 /// An active operation and the output it computed but could not hand out yet.
 pub struct Active<T: ?Sized> {
     pub op: Box<T>,
-    pub pending: Option<Vec<u8>>,
+    pub pending: Option<zeroize::Zeroizing<Vec<u8>>>,
     /// A multi-part call (`*Update`) happened: single-part calls are no longer allowed.
     pub multipart: bool,
 }
