@@ -344,3 +344,95 @@ fn issued_certificate_lands_next_to_its_key() {
         "already has a cert with ID 0a",
     );
 }
+
+/// The same commands through another vendor's module: SoftHSMv2 (no GOST; ECDSA only as
+/// CKM_ECDSA, so `csr` hashes on the host).
+#[test]
+fn keygen_csr_import_status_with_softhsm() {
+    require!("openssl");
+    let bin = require_klyuch!();
+    let softhsm = "/usr/lib/softhsm/libsofthsm2.so";
+    if !std::path::Path::new(softhsm).exists() {
+        eprintln!("SKIPPED: SoftHSMv2 is not installed");
+        return;
+    }
+    let f = Fixture::new();
+    std::fs::create_dir(f.path("softhsm")).unwrap();
+    let conf = f.path("softhsm2.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\n",
+            f.path("softhsm").display()
+        ),
+    )
+    .unwrap();
+    let k = |args: &[&str]| -> std::process::Output {
+        let mut all = vec!["--module", softhsm];
+        all.extend_from_slice(args);
+        f.command(bin.to_str().unwrap(), &all)
+            .env("SOFTHSM2_CONF", &conf)
+            .output()
+            .unwrap()
+    };
+    let must = |args: &[&str]| -> String {
+        let o = k(args);
+        let t = klyuch_tests::text(&o);
+        assert!(o.status.success(), "klyuch {args:?}:\n{t}");
+        t
+    };
+    must(&[
+        "token",
+        "init",
+        "--label",
+        "hsm",
+        "--so-pin",
+        "12345678",
+        "--init-pin",
+        "--pin",
+        "1234",
+    ]);
+    make_ca(&f);
+    for (ty, label) in [("ec:p256", "e"), ("rsa:2048", "r"), ("ed25519", "d")] {
+        must(&[
+            "--token", "hsm", "keygen", "--type", ty, "--label", label, "--pin", "1234",
+        ]);
+        let uri = format!("pkcs11:token=hsm;object={label}");
+        must(&[
+            "csr",
+            "--key",
+            &uri,
+            "--subject",
+            SUBJECT,
+            "--pin",
+            "1234",
+            "-o",
+            "h.csr",
+        ]);
+        let v = tool(&f, "openssl", &["req", "-in", "h.csr", "-verify", "-noout"]);
+        assert!(v.contains("verify OK"), "{ty}: {v}");
+    }
+    // GOST 2012-256 through another module: refused in words
+    let o = k(&[
+        "--token",
+        "hsm",
+        "keygen",
+        "--type",
+        "gost2012-256",
+        "--pin",
+        "1234",
+    ]);
+    let t = klyuch_tests::text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("CKR_MECHANISM_INVALID") && t.contains("pkcs11-tool"),
+        "{t}"
+    );
+    // the issued certificate lands next to the (last) key, and status counts its days
+    issue(&f, "h.csr", "h.pem", "20", false);
+    let out = must(&["--token", "hsm", "import", "h.pem", "--pin", "1234"]);
+    assert!(out.contains("Imported cert \"d\""), "{out}");
+    let st = must(&["--token", "hsm", "status"]);
+    assert!(st.contains("(20 days left)"), "{st}");
+    assert!(st.contains("warning: expires in 20 days"), "{st}");
+}

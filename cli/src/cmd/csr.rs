@@ -248,9 +248,26 @@ pub fn run(module: Option<&Path>, sel: &TokenSelector, a: &CsrArgs) -> Result<()
         attributes,
     };
     let tbs = info.to_der().map_err(der_err)?;
-    let sig = session
-        .sign(&s.mechanism, private, &tbs)
-        .map_err(|e| CliError::from(e).context("signing the request with the token key"))?;
+    let signing = |e: cryptoki::error::Error| {
+        CliError::from(e).context("signing the request with the token key")
+    };
+    let sig = match session.sign(&s.mechanism, private, &tbs).map_err(signing) {
+        Ok(sig) => sig,
+        // Modules without the hash-and-sign ECDSA mechanisms (SoftHSMv2 2.6 has only
+        // CKM_ECDSA): hash here, sign the digest with CKM_ECDSA (PKCS#11 3.0 §2.3.6).
+        Err(e) if s.ecdsa && e.is_rv(CKR_MECHANISM_INVALID) => {
+            use sha2::Digest;
+            let digest = match s.mechanism {
+                Mechanism::EcdsaSha384 => sha2::Sha384::digest(&tbs).to_vec(),
+                Mechanism::EcdsaSha512 => sha2::Sha512::digest(&tbs).to_vec(),
+                _ => sha2::Sha256::digest(&tbs).to_vec(),
+            };
+            session
+                .sign(&Mechanism::Ecdsa, private, &digest)
+                .map_err(signing)?
+        }
+        Err(e) => return Err(e),
+    };
     let sig = if s.ecdsa { ecdsa_der(&sig)? } else { sig };
     let req = CertReq {
         info,
