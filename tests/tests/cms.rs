@@ -663,6 +663,100 @@ fn several_files_and_bad_usage() {
     assert!(out.contains("not a CMS signature"), "{out}");
 }
 
+/// An intermediate CA `name` issued by the CA `ca` (`ca_ext`: its basicConstraints), written
+/// to the token as a certificate without key (ID `id`).
+fn intermediate_ca(t: &T, name: &str, ca: &str, is_ca: bool, id: &str) {
+    let key = format!("{name}.key");
+    let csr = format!("{name}.csr");
+    let pem = format!("{name}.pem");
+    let der = format!("{name}.der");
+    let ext = format!("{name}.ext");
+    t.openssl(&[
+        "req",
+        "-new",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        &key,
+        "-subj",
+        &format!("/O=Klyuch Test/CN=CMS intermediate {name}"),
+        "-out",
+        &csr,
+    ]);
+    let bc = if is_ca { "CA:TRUE" } else { "CA:FALSE" };
+    std::fs::write(
+        t.path(&ext),
+        format!("basicConstraints=critical,{bc}\nkeyUsage=critical,keyCertSign,cRLSign\n"),
+    )
+    .unwrap();
+    t.openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &csr,
+        "-CA",
+        &format!("{ca}.pem"),
+        "-CAkey",
+        &format!("{ca}.key"),
+        "-CAcreateserial",
+        "-days",
+        "30",
+        "-extfile",
+        &ext,
+        "-out",
+        &pem,
+    ]);
+    t.openssl(&["x509", "-in", &pem, "-outform", "DER", "-out", &der]);
+    t.f.pkcs11_tool(&[
+        "--token-label",
+        LABEL,
+        "--login",
+        "--pin",
+        USER_PIN,
+        "--write-object",
+        &t.path(&der).display().to_string(),
+        "--type",
+        "cert",
+        "--id",
+        id,
+    ]);
+}
+
+/// The intermediate CA certificates on the token travel in the signature, so a verifier needs
+/// only the root; an "intermediate" that is not a CA breaks the chain, in words.
+#[test]
+fn intermediate_certificates_travel_with_the_signature() {
+    let t = setup!(false);
+    t.make_ca("rca", false);
+    intermediate_ca(&t, "ica", "rca", true, "c1");
+    t.keygen("EC:prime256v1", "04");
+    t.certify("04", "ica", false);
+    t.sign("04", &["doc.txt", "-o", "04.sig"]);
+    t.openssl_verifies("04.sig", "rca.pem", false, "DER", false);
+    let out = t.klyuch_verifies("04.sig", "rca.pem", Some("doc.txt"), "Signer 04");
+    assert!(
+        out.contains(
+            "CMS intermediate ica,O=Klyuch Test <- CN=CMS test CA rca,O=Klyuch Test (trusted"
+        ),
+        "{out}"
+    );
+    intermediate_ca(&t, "nca", "rca", false, "c2");
+    t.keygen("EC:prime256v1", "05");
+    t.certify("05", "nca", false);
+    t.sign("05", &["doc.txt", "-o", "05.sig"]);
+    t.klyuch_rejects(
+        "05.sig",
+        "rca.pem",
+        "doc.txt",
+        "which is not a CA certificate",
+    );
+    t.openssl_fails(&[
+        "cms", "-verify", "-binary", "-inform", "DER", "-in", "05.sig", "-content", "doc.txt",
+        "-CAfile", "rca.pem",
+    ]);
+}
+
 /// Peak resident memory (VmHWM, KiB) of a child, polled from /proc while it runs.
 fn run_measuring_memory(t: &T, args: &[&str]) -> (Output, u64) {
     let m = module_path();

@@ -150,6 +150,7 @@ pub fn run(module: Option<&Path>, sel: &TokenSelector, a: &SignArgs) -> Result<(
         )));
     }
     check_validity(&cert, a.force)?;
+    let intermediates = issuer_chain(&session, &cert);
     let spki = spki::SubjectPublicKeyInfoOwned::from_der(&spki_der)
         .map_err(|e| CliError::new(format!("the key's SubjectPublicKeyInfo is malformed: {e}")))?;
     let alg = SignAlg::for_key(key_type(&session, private)?, &spki, a.pss)?;
@@ -165,7 +166,7 @@ pub fn run(module: Option<&Path>, sel: &TokenSelector, a: &SignArgs) -> Result<(
             crate::cms::alg::SigKind::Ecdsa { .. } => crate::tokenkey::ecdsa_der(&sig)?,
             _ => sig,
         };
-        let sd = crate::cms::signed_data(alg, &cert, attrs, sig)?;
+        let sd = crate::cms::signed_data(alg, &cert, &intermediates, attrs, sig)?;
         let content = a.attached.then_some((file.as_path(), len));
         let out_path = a.out.clone().unwrap_or_else(|| sig_path(file));
         let mut der = Vec::new();
@@ -205,6 +206,41 @@ pub fn run(module: Option<&Path>, sel: &TokenSelector, a: &SignArgs) -> Result<(
         validity_words(&cert)
     );
     Ok(())
+}
+
+/// The intermediate CA certificates of `cert` that are on the token (found by subject = issuer
+/// name, up to a self-signed root, which is left out: the verifier has its own roots).
+fn issuer_chain(session: &cryptoki::session::Session, cert: &Certificate) -> Vec<Certificate> {
+    let mut out: Vec<Certificate> = Vec::new();
+    let mut current = cert.clone();
+    for _ in 0..8 {
+        let tbs = current.tbs_certificate();
+        if tbs.issuer() == tbs.subject() {
+            break;
+        }
+        let Ok(issuer) = tbs.issuer().to_der() else {
+            break;
+        };
+        let Ok(found) = session.find_objects(&[
+            cryptoki::object::Attribute::Class(ObjectClass::CERTIFICATE),
+            cryptoki::object::Attribute::Subject(issuer),
+        ]) else {
+            break;
+        };
+        let next = found
+            .into_iter()
+            .filter_map(|h| bytes_attr(session, h, AttributeType::Value))
+            .filter_map(|d| Certificate::from_der(&d).ok())
+            .find(|c| *c != current && !out.contains(c));
+        match next {
+            Some(n) if n.tbs_certificate().issuer() != n.tbs_certificate().subject() => {
+                out.push(n.clone());
+                current = n;
+            }
+            _ => break,
+        }
+    }
+    out
 }
 
 /// Write through a temporary file renamed into place, so a failure never leaves half a

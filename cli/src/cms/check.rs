@@ -140,12 +140,23 @@ fn name_of(cert: &Certificate) -> String {
     cert.tbs_certificate().subject().to_string()
 }
 
-/// Find a path from `leaf` to one of `anchors` through `others`; the words for the report, or
-/// the problem.
+/// Is `cert` a CA certificate (basicConstraints cA TRUE, RFC 5280 §4.2.1.9)?
+fn is_ca(cert: &Certificate) -> bool {
+    use x509_cert::ext::pkix::BasicConstraints;
+    matches!(
+        cert.tbs_certificate().get_extension::<BasicConstraints>(),
+        Ok(Some((_, bc))) if bc.ca
+    )
+}
+
+/// Find a path from `leaf` to one of `anchors` through `others` (intermediate CAs from the
+/// signature file, which must be CA certificates valid at `at`); the words for the report, or
+/// the problem. Anchors are trusted as given.
 fn chain(
     leaf: &Certificate,
     others: &[Certificate],
     anchors: &[(Certificate, String)],
+    at: Duration,
 ) -> std::result::Result<String, String> {
     let mut current = leaf.clone();
     let mut path = Vec::new();
@@ -164,7 +175,27 @@ fn chain(
             .iter()
             .find(|c| **c != current && issued_by(&current, c))
         {
-            Some(next) => current = next.clone(),
+            Some(next) => {
+                if !is_ca(next) {
+                    return Err(format!(
+                        "the certificate {} was issued by {}, which is not a CA certificate \
+                         (no basicConstraints CA:TRUE)",
+                        name_of(&current),
+                        name_of(next)
+                    ));
+                }
+                let v = next.tbs_certificate().validity();
+                if at < unix(&v.not_before) || at > unix(&v.not_after) {
+                    return Err(format!(
+                        "the intermediate CA certificate {} was not valid when the document was \
+                         signed (valid from {} to {})",
+                        name_of(next),
+                        fmt_time(&v.not_before),
+                        fmt_time(&v.not_after)
+                    ));
+                }
+                current = next.clone()
+            }
             None => break,
         }
     }
@@ -412,7 +443,7 @@ pub fn verify(
     if anchors.is_empty() {
         r.chain = "NOT CHECKED: no trusted CA given (--ca CA.pem)".into();
     } else {
-        match chain(cert, &certs, anchors) {
+        match chain(cert, &certs, anchors, at) {
             Ok(words) => r.chain = words,
             Err(why) => return fail(r, why),
         }

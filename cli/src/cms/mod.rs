@@ -137,11 +137,13 @@ pub fn signed_attributes_der(attrs: &Attributes) -> Result<Vec<u8>> {
     attrs.to_der().map_err(der_err)
 }
 
-/// A detached SignedData (no eContent) with the signer's certificate and one SignerInfo
+/// A detached SignedData (no eContent) with the signer's certificate (and the intermediate CA
+/// certificates, so that a verifier needs only the root) and one SignerInfo
 /// identified by issuer and serial number (version 1, RFC 5652 §5.3).
 pub fn signed_data(
     alg: SignAlg,
     cert: &Certificate,
+    intermediates: &[Certificate],
     attrs: Attributes,
     signature: Vec<u8>,
 ) -> Result<SignedData> {
@@ -161,9 +163,11 @@ pub fn signed_data(
     let mut digests = SetOfVec::new();
     digests.insert(alg.digest.identifier()).map_err(der_err)?;
     let mut certs = SetOfVec::new();
-    certs
-        .insert(CertificateChoices::Certificate(cert.clone()))
-        .map_err(der_err)?;
+    for c in std::iter::once(cert).chain(intermediates) {
+        certs
+            .insert(CertificateChoices::Certificate(c.clone()))
+            .map_err(der_err)?;
+    }
     let mut infos = SetOfVec::new();
     infos.insert(signer).map_err(der_err)?;
     Ok(SignedData {
