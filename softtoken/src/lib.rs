@@ -86,18 +86,18 @@
 //! * The PIN **failure counters** live in the metadata, so a new process cannot reset them.
 //!   As on a smart card, every attempt is counted durably *before* the PIN is checked and the
 //!   count is reset when it was right, so killing the process mid-check never yields an
-//!   uncounted guess. On a full disk the attempt cannot be counted, so no PIN is checked:
-//!   `C_Login` fails with `CKR_DEVICE_MEMORY` until there is space again (public objects stay
-//!   readable, nothing stored is lost). Someone who can write the
+//!   uncounted guess. On a full disk the metadata is rewritten in place (same length, one
+//!   copy after the other, each synced), so attempts are still counted; where even that fails
+//!   no PIN is checked (`CKR_DEVICE_MEMORY`). Someone who can write the
 //!   files can of course reset them (or copy the files and attack the PBKDF2 wraps offline):
 //!   the lockout protects against guessing through the PKCS#11 interface.
 //!
 //! ## Full disks and read-only stores
 //!
 //! A write that finds no space (ENOSPC, EDQUOT, EFBIG) fails with `CKR_DEVICE_MEMORY` and leaves
-//! the files as they were (a half-appended frame is cut back). Public objects stay readable; a
-//! login needs room to count the attempt first, so it fails with `CKR_DEVICE_MEMORY` too until
-//! there is space again (tests/faults.rs fills a small tmpfs).
+//! the files as they were (a half-appended frame is cut back). Objects stay readable, and logins
+//! work: the metadata (failure counter) is then rewritten in place, which needs no new block
+//! (tests/faults.rs fills a small tmpfs).
 //!
 //! A token folder this process cannot write (a read-only mount, or a folder, lock file or log
 //! without any write permission bit) opens **write-protected**: `CKF_WRITE_PROTECTED`, only

@@ -237,10 +237,56 @@ impl TokenPaths {
         }
     }
 
-    /// Replace the metadata atomically (exclusive lock held by the caller).
+    /// Replace the metadata atomically (exclusive lock held by the caller). On a full disk,
+    /// when the new contents have the old length (a PIN failure count going up or back to 0),
+    /// they are written in place instead (see [`TokenPaths::write_meta_in_place`]), so that a
+    /// login can still count its attempt.
     pub fn write_meta(&self, meta: &Meta) -> Result<()> {
         remove_stale_temporaries(&self.dir);
-        write_atomic(&self.dir, &self.meta(), &meta.encode()?)
+        let data = meta.encode()?;
+        match write_atomic(&self.dir, &self.meta(), &data) {
+            Err(e) if e.rv() == CKR_DEVICE_MEMORY => match self.write_meta_in_place(&data) {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(e),
+                Err(e2) => {
+                    log::warn!("{e2}");
+                    Err(e)
+                }
+            },
+            r => r,
+        }
+    }
+
+    /// Overwrite the metadata file in place, its first copy, sync, then its second copy, sync.
+    /// Needs no new block, so it works on a full disk; only when the length does not change
+    /// (`Ok(false)` otherwise). A crash leaves the first copy new and intact, or the second
+    /// copy old and intact, and [`Meta::decode`] takes the first intact copy: the old or the
+    /// new metadata, never a mix.
+    fn write_meta_in_place(&self, data: &[u8]) -> Result<bool> {
+        let p = self.meta();
+        let f = OpenOptions::new()
+            .write(true)
+            .open(&p)
+            .map_err(|e| io_err("cannot open", &p, e))?;
+        let len = f
+            .metadata()
+            .map_err(|e| io_err("cannot stat", &p, e))?
+            .len();
+        let half = data.len() / 2;
+        if len != data.len() as u64 || !data.len().is_multiple_of(2) || data[..half] != data[half..]
+        {
+            return Ok(false);
+        }
+        f.write_all_at(&data[..half], 0)
+            .and_then(|_| f.sync_data())
+            .and_then(|_| f.write_all_at(&data[half..], half as u64))
+            .and_then(|_| f.sync_data())
+            .map_err(|e| io_err("cannot rewrite", &p, e))?;
+        log::warn!(
+            "{}: the disk is full; the token metadata was rewritten in place",
+            p.display()
+        );
+        Ok(true)
     }
 
     /// Remove object logs of earlier incarnations (exclusive lock held by the caller).

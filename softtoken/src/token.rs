@@ -259,7 +259,8 @@ impl SoftToken {
     ///
     /// Like a smart card, the attempt is counted in the store *before* the PIN is checked, and
     /// the count is reset when the PIN was right: killing the process, or a full disk, can
-    /// never give an uncounted guess (on a full disk no PIN is checked at all). A right PIN
+    /// never give an uncounted guess (a full disk rewrites the metadata in place; where the
+    /// count cannot be written at all, no PIN is checked). A right PIN
     /// also upgrades the KDF iterations if the configuration asks for more. The slow KDF runs
     /// without the token's lock.
     fn verify_pin(&self, role: Role, pin: &Pin) -> Result<SecretKey> {

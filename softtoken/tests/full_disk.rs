@@ -112,3 +112,37 @@ fn full_disk_is_device_memory_and_loses_nothing() {
     want.sort();
     assert_eq!(labels(&t3), want);
 }
+
+/// The in-place rewrite of the metadata (full disk): a crash at any byte of it leaves the old
+/// or the new metadata, never a mix and never nothing (first copy written and synced, then the
+/// second; `Meta::decode` takes the first intact copy).
+#[test]
+fn a_torn_in_place_metadata_write_reads_old_or_new() {
+    use softtoken::format::Meta;
+    use softtoken::store::TokenPaths;
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("tokens");
+    let src = open(&store);
+    init_token(&src);
+    let folder = std::fs::read_dir(&store)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.is_dir() && !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+        .unwrap();
+    let paths = TokenPaths::new(folder);
+    let (old, _) = paths.read_meta().unwrap();
+    let mut new = old.clone();
+    new.user_failures += 1;
+    let (a, b) = (old.encode().unwrap(), new.encode().unwrap());
+    assert_eq!(a.len(), b.len());
+    let half = a.len() / 2;
+    for cut in 0..=a.len() {
+        // The new bytes up to `cut`, the old ones after: every moment of the two writes.
+        let torn = [&b[..cut], &a[cut..]].concat();
+        std::fs::write(paths.meta(), &torn).unwrap();
+        let (m, _) = paths.read_meta().unwrap();
+        let want: &Meta = if cut >= half { &new } else { &old };
+        assert_eq!(m.user_failures, want.user_failures, "cut at {cut}");
+    }
+}

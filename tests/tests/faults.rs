@@ -505,11 +505,24 @@ fn a_full_disk_gives_device_memory_and_keeps_every_object() {
     f.reload();
     let s = f.p11().open_ro_session(slot).unwrap();
     check(&s, false);
-    // A login must count the attempt in the store first, so on a full disk it may fail with
-    // CKR_DEVICE_MEMORY (documented); whatever it gives, nothing stored changes.
-    let login = s.login(UserType::User, Some(&pin(USER_PIN)));
-    eprintln!("login on the full disk: {login:?}");
-    check(&s, login.is_ok());
+    // A login counts its attempt in the store before the PIN is checked: on the full disk the
+    // metadata is rewritten in place. A wrong PIN is counted, the right one resets the count
+    // and opens the private objects.
+    assert_eq!(
+        rv(s.login(UserType::User, Some(&pin("0000")))),
+        RvError::PinIncorrect
+    );
+    assert!(f.p11().get_token_info(slot).unwrap().user_pin_count_low());
+    f.reload();
+    assert!(
+        f.p11().get_token_info(slot).unwrap().user_pin_count_low(),
+        "the wrong PIN on the full disk was not counted durably"
+    );
+    let s = f.p11().open_ro_session(slot).unwrap();
+    s.login(UserType::User, Some(&pin(USER_PIN)))
+        .expect("login on the full disk");
+    assert!(!f.p11().get_token_info(slot).unwrap().user_pin_count_low());
+    check(&s, true);
     drop(s);
 
     // The file system grows: the user logs in and finds everything.
