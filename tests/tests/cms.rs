@@ -868,3 +868,136 @@ fn large_files_sign_and_verify_in_constant_memory() {
     ]);
     assert!(out.contains("Verification successful"), "{out}");
 }
+
+/// The same signing through another vendor's module, SoftHSMv2 (`--module`): RSA signs with
+/// CKM_SHA256_RSA_PKCS, EC falls back to CKM_ECDSA over a digest made on the host (SoftHSMv2
+/// 2.6 has no CKM_ECDSA_SHA256); OpenSSL verifies both.
+#[test]
+fn signs_through_softhsm() {
+    require!("openssl");
+    let softhsm = "/usr/lib/softhsm/libsofthsm2.so";
+    if !std::path::Path::new(softhsm).exists() {
+        eprintln!("SKIPPED: SoftHSMv2 is not installed");
+        return;
+    }
+    let Some(bin) = klyuch_bin() else {
+        eprintln!("SKIPPED: the klyuch tool is not built (cargo build --release -p klyuch)");
+        return;
+    };
+    let f = Fixture::new();
+    std::fs::create_dir(f.path("softhsm")).unwrap();
+    let conf = f.path("softhsm2.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\n",
+            f.path("softhsm").display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(f.path("doc.txt"), DOC).unwrap();
+    let k = |args: &[&str]| -> String {
+        let mut all = vec!["--module", softhsm];
+        all.extend_from_slice(args);
+        let o = f
+            .command(bin.to_str().unwrap(), &all)
+            .env("SOFTHSM2_CONF", &conf)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "klyuch {args:?}: {}", text(&o));
+        text(&o)
+    };
+    let openssl = |args: &[&str]| text(&f.run("openssl", args));
+    k(&[
+        "token",
+        "init",
+        "--label",
+        "hsm",
+        "--so-pin",
+        SO_PIN,
+        "--init-pin",
+        "--pin",
+        USER_PIN,
+    ]);
+    openssl(&[
+        "req",
+        "-x509",
+        "-new",
+        "-nodes",
+        "-newkey",
+        "rsa:2048",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "30",
+        "-subj",
+        "/CN=SoftHSM test CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign",
+    ]);
+    std::fs::write(f.path("ee.ext"), EE_EXT).unwrap();
+    for (ty, id, words) in [
+        ("rsa:2048", "0a", "RSA PKCS#1 v1.5"),
+        ("ec:p256", "0b", "ECDSA with SHA-256"),
+    ] {
+        let uri = format!("pkcs11:token=hsm;id=%{id}");
+        k(&[
+            "--token", "hsm", "keygen", "--type", ty, "--id", id, "--pin", USER_PIN,
+        ]);
+        k(&[
+            "csr",
+            "--key",
+            &uri,
+            "--subject",
+            "/CN=HSM signer",
+            "--pin",
+            USER_PIN,
+            "-o",
+            "h.csr",
+        ]);
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "h.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "30",
+            "-extfile",
+            "ee.ext",
+            "-out",
+            "h.pem",
+        ]);
+        k(&[
+            "--token", "hsm", "import", "h.pem", "--id", id, "--pin", USER_PIN,
+        ]);
+        let out = k(&[
+            "sign", "--key", &uri, "--pin", USER_PIN, "doc.txt", "-o", "h.sig",
+        ]);
+        assert!(out.contains(words), "{out}");
+        let v = openssl(&[
+            "cms",
+            "-verify",
+            "-binary",
+            "-inform",
+            "DER",
+            "-in",
+            "h.sig",
+            "-content",
+            "doc.txt",
+            "-CAfile",
+            "ca.pem",
+            "-out",
+            "/dev/null",
+        ]);
+        assert!(v.contains("Verification successful"), "{ty}: {v}");
+    }
+}

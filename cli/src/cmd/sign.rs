@@ -159,9 +159,22 @@ pub fn run(module: Option<&Path>, sel: &TokenSelector, a: &SignArgs) -> Result<(
         let (digest, len) = alg.digest.digest_file(file)?;
         let attrs = crate::cms::signed_attributes(alg, &digest, &cert, &cert_der, now_time()?)?;
         let tbs = crate::cms::signed_attributes_der(&attrs)?;
-        let sig = session
-            .sign(&mechanism, private, &tbs)
-            .map_err(|e| CliError::from(e).context(format!("signing {}", file.display())))?;
+        let signing = |e: cryptoki::error::Error| {
+            CliError::from(e).context(format!("signing {}", file.display()))
+        };
+        let sig = match session.sign(&mechanism, private, &tbs).map_err(signing) {
+            Ok(sig) => sig,
+            // A module without the hash-and-sign mechanism (SoftHSMv2 2.6 has only CKM_ECDSA;
+            // some GOST tokens only the raw CKM_GOSTR3410[_512]): hash the signed attributes
+            // here and sign the digest (PKCS#11 3.0 §2.3.6; gost-pkcs11.md §2.1, §8).
+            Err(e) if e.is_rv(cryptoki_sys::CKR_MECHANISM_INVALID) => match alg.raw_mechanism()? {
+                Some(raw) => session
+                    .sign(&raw, private, &alg.digest.digest(&tbs))
+                    .map_err(signing)?,
+                None => return Err(e),
+            },
+            Err(e) => return Err(e),
+        };
         let sig = match alg.kind {
             crate::cms::alg::SigKind::Ecdsa { .. } => crate::tokenkey::ecdsa_der(&sig)?,
             _ => sig,

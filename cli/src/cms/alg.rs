@@ -47,6 +47,9 @@ pub const GOST_SIGN_512: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.64
 /// id-ecPublicKey (RFC 5480 §2.1.1).
 pub const EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
 
+/// CKM_GOSTR3410_512 (TC26: the 64-byte Streebog-512 digest in; gost-pkcs11.md §1.2).
+const CKM_GOSTR3410_512_RAW: CK_MECHANISM_TYPE = 0xD432_1006;
+
 /// Read size for hashing files: large enough to be fast, small enough to stay constant memory.
 const CHUNK: usize = 1 << 20;
 
@@ -314,6 +317,19 @@ impl SignAlg {
             (SigKind::Ecdsa { .. }, _) => Mechanism::EcdsaSha256,
             (SigKind::Gost256, _) => vendor(CKM_GOSTR3410_WITH_GOSTR3411_12_256)?,
             (SigKind::Gost512, _) => vendor(CKM_GOSTR3410_WITH_GOSTR3411_12_512)?,
+        })
+    }
+
+    /// The mechanism that signs a digest computed on the host, for modules without the
+    /// hash-and-sign one: CKM_ECDSA, CKM_GOSTR3410_512 (0xD4321006, TC26; gost-pkcs11.md §1.2).
+    /// `None` for RSA (modules have CKM_SHA256_RSA_PKCS[_PSS]) and for GOST-256: its raw
+    /// CKM_GOSTR3410 (0x1201) lies below the vendor range and cryptoki 0.12 has no way to name
+    /// it.
+    pub fn raw_mechanism(self) -> Result<Option<Mechanism<'static>>> {
+        Ok(match self.kind {
+            SigKind::Ecdsa { .. } => Some(Mechanism::Ecdsa),
+            SigKind::Gost512 => Some(vendor(CKM_GOSTR3410_512_RAW)?),
+            SigKind::Gost256 | SigKind::RsaPkcs1 | SigKind::RsaPss => None,
         })
     }
 
