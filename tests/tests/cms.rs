@@ -1001,3 +1001,120 @@ fn signs_through_softhsm() {
         assert!(v.contains("Verification successful"), "{ty}: {v}");
     }
 }
+
+/// The emulated GOST card (the card emulator in a vpcd reader of the running pcscd, through
+/// Klyuch's PC/SC backend): its provisioned GOST 2012-256 key and self-signed certificate
+/// (CKA_ID 01) sign a document on the card; OpenSSL's GOST engine and `klyuch verify` accept it.
+#[test]
+fn signs_on_the_emulated_gost_card() {
+    use klyuch_card_emulator::harness::{self, EmulatorBuilder, StartError};
+    require!("openssl");
+    if !gost_engine() {
+        eprintln!("SKIPPED: OpenSSL's GOST engine is not installed (libengine-gost-openssl)");
+        return;
+    }
+    let Some(bin) = klyuch_bin() else {
+        eprintln!("SKIPPED: the klyuch tool is not built (cargo build --release -p klyuch)");
+        return;
+    };
+    // the emulator binary next to the module (cargo build --release -p klyuch-card-emulator)
+    let emulator = std::env::var_os(harness::BINARY_ENV)
+        .map(PathBuf::from)
+        .or_else(|| {
+            let m = module_path();
+            let dir = m.parent()?;
+            [
+                dir.join("klyuch-card-emulator"),
+                dir.parent()?.join("klyuch-card-emulator"),
+            ]
+            .into_iter()
+            .find(|p| p.exists())
+        });
+    let Some(emulator) = emulator else {
+        eprintln!("SKIPPED: klyuch-card-emulator is not built");
+        return;
+    };
+    let card = match EmulatorBuilder::new("gost")
+        .binary(emulator)
+        .provision(true)
+        .start()
+    {
+        Ok(card) => card,
+        Err(StartError::Unavailable(why)) => {
+            eprintln!("SKIPPED: {why}");
+            return;
+        }
+        Err(e) => panic!("{e}"),
+    };
+    let base = harness::VPCD_BASE_PORT;
+    let other = harness::reader_name(if card.port() == base { base + 1 } else { base });
+    let f = Fixture::with_pcsc(&format!("[pcsc]\nexclude_readers = [{other:?}]\n"));
+    let slot = klyuch_tests::reader_slot(f.p11(), card.reader_name())
+        .unwrap_or_else(|| panic!("no slot for reader {:?}", card.reader_name()));
+    std::fs::write(f.path("doc.txt"), DOC).unwrap();
+    let uri = format!("pkcs11:slot-id={};id=%01", slot.id());
+    let m = module_path();
+    let o = f
+        .command(
+            bin.to_str().unwrap(),
+            &[
+                "--module",
+                m.to_str().unwrap(),
+                "sign",
+                "--key",
+                &uri,
+                "--pin",
+                "12345678",
+                "doc.txt",
+            ],
+        )
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "klyuch sign on the card: {}", text(&o));
+    // the signer's certificate out of the signature (signature checked, chain not yet), then
+    // the full check with it as the trust anchor
+    let openssl = |args: &[&str]| text(&f.run("openssl", args));
+    openssl(&[
+        "cms",
+        "-verify",
+        "-engine",
+        "gost",
+        "-binary",
+        "-inform",
+        "DER",
+        "-in",
+        "doc.txt.sig",
+        "-content",
+        "doc.txt",
+        "-noverify",
+        "-signer",
+        "card.pem",
+        "-out",
+        "/dev/null",
+    ]);
+    let v = openssl(&[
+        "cms",
+        "-verify",
+        "-engine",
+        "gost",
+        "-binary",
+        "-inform",
+        "DER",
+        "-in",
+        "doc.txt.sig",
+        "-content",
+        "doc.txt",
+        "-CAfile",
+        "card.pem",
+        "-out",
+        "/dev/null",
+    ]);
+    assert!(v.contains("Verification successful"), "{v}");
+    let out = text(&f.run(
+        bin.to_str().unwrap(),
+        &["verify", "doc.txt.sig", "--ca", "card.pem"],
+    ));
+    assert!(out.contains("Signature:    VALID"), "{out}");
+    assert!(out.contains("GOST R 34.10-2012 (256-bit key)"), "{out}");
+    assert!(out.contains("Klyuch GOST Test Card"), "{out}");
+}
