@@ -156,3 +156,35 @@ pub fn ecdsa_raw(der_sig: &[u8], half: usize) -> Option<Vec<u8>> {
     out[2 * half - s.len()..].copy_from_slice(s);
     Some(out)
 }
+
+/// Does the key want the PIN again for every signature (`CKA_ALWAYS_AUTHENTICATE`: the
+/// non-repudiation keys of qualified-signature tokens, PIV's 9C; PKCS#11 3.0 §4.9)?
+pub fn always_authenticate(session: &Session, key: ObjectHandle) -> bool {
+    matches!(
+        session
+            .get_attributes(key, &[AttributeType::AlwaysAuthenticate])
+            .ok()
+            .and_then(|v| v.into_iter().next()),
+        Some(Attribute::AlwaysAuthenticate(true))
+    )
+}
+
+/// One signature by the token. With `always_auth`, the context-specific login comes between
+/// C_SignInit and the data (multi-part, as PKCS#11 3.0 §5.2 requires the login right after the
+/// init); otherwise a single C_Sign.
+pub fn sign(
+    session: &cryptoki::session::Session,
+    key: cryptoki::object::ObjectHandle,
+    always_auth: bool,
+    pin: Option<&secrecy::SecretString>,
+    mechanism: &cryptoki::mechanism::Mechanism<'_>,
+    data: &[u8],
+) -> cryptoki::error::Result<Vec<u8>> {
+    if !always_auth {
+        return session.sign(mechanism, key, data);
+    }
+    session.sign_init(mechanism, key)?;
+    session.login(cryptoki::session::UserType::ContextSpecific, pin)?;
+    session.sign_update(data)?;
+    session.sign_final()
+}

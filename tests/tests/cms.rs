@@ -663,6 +663,34 @@ fn several_files_and_bad_usage() {
     assert!(out.contains("not a CMS signature"), "{out}");
 }
 
+/// A key with CKA_ALWAYS_AUTHENTICATE (pkcs11-tool --always-auth) signs: klyuch logs in again
+/// (CKU_CONTEXT_SPECIFIC) for each signature.
+#[test]
+fn always_authenticate_keys_sign() {
+    let t = setup!(false);
+    t.make_ca("rca", false);
+    for (kt, id) in [("EC:prime256v1", "0c"), ("rsa:2048", "0d")] {
+        t.f.pkcs11_tool(&[
+            "--token-label",
+            LABEL,
+            "--login",
+            "--pin",
+            USER_PIN,
+            "--keypairgen",
+            "--key-type",
+            kt,
+            "--id",
+            id,
+            "--always-auth",
+        ]);
+        t.certify(id, "rca", false);
+        std::fs::write(t.path("b.txt"), b"second file\n").unwrap();
+        t.sign(id, &["doc.txt", "b.txt"]);
+        t.openssl_verifies("doc.txt.sig", "rca.pem", false, "DER", false);
+        t.klyuch_verifies("b.txt.sig", "rca.pem", None, &format!("Signer {id}"));
+    }
+}
+
 /// An intermediate CA `name` issued by the CA `ca` (`ca_ext`: its basicConstraints), written
 /// to the token as a certificate without key (ID `id`).
 fn intermediate_ca(t: &T, name: &str, ca: &str, is_ca: bool, id: &str) {

@@ -251,7 +251,17 @@ pub fn run(module: Option<&Path>, sel: &TokenSelector, a: &CsrArgs) -> Result<()
     let signing = |e: cryptoki::error::Error| {
         CliError::from(e).context("signing the request with the token key")
     };
-    let sig = match session.sign(&s.mechanism, private, &tbs).map_err(signing) {
+    let always_auth = crate::tokenkey::always_authenticate(&session, private);
+    let sig = match crate::tokenkey::sign(
+        &session,
+        private,
+        always_auth,
+        pin.as_ref(),
+        &s.mechanism,
+        &tbs,
+    )
+    .map_err(signing)
+    {
         Ok(sig) => sig,
         // Modules without the hash-and-sign ECDSA mechanisms (SoftHSMv2 2.6 has only
         // CKM_ECDSA): hash here, sign the digest with CKM_ECDSA (PKCS#11 3.0 §2.3.6).

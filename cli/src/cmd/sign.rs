@@ -150,6 +150,7 @@ pub fn run(module: Option<&Path>, sel: &TokenSelector, a: &SignArgs) -> Result<(
         )));
     }
     check_validity(&cert, a.force)?;
+    let always_auth = crate::tokenkey::always_authenticate(&session, private);
     let intermediates = issuer_chain(&session, &cert);
     let spki = spki::SubjectPublicKeyInfoOwned::from_der(&spki_der)
         .map_err(|e| CliError::new(format!("the key's SubjectPublicKeyInfo is malformed: {e}")))?;
@@ -162,12 +163,23 @@ pub fn run(module: Option<&Path>, sel: &TokenSelector, a: &SignArgs) -> Result<(
         let signing = |e: cryptoki::error::Error| {
             CliError::from(e).context(format!("signing {}", file.display()))
         };
-        let sig = match session.sign(&mechanism, private, &tbs).map_err(signing) {
+        let sig = match crate::tokenkey::sign(
+            &session,
+            private,
+            always_auth,
+            pin.as_ref(),
+            &mechanism,
+            &tbs,
+        )
+        .map_err(signing)
+        {
             Ok(sig) => sig,
             // A module without the hash-and-sign mechanism (SoftHSMv2 2.6 has only CKM_ECDSA;
             // some GOST tokens only the raw CKM_GOSTR3410[_512]): hash the signed attributes
             // here and sign the digest (PKCS#11 3.0 §2.3.6; gost-pkcs11.md §2.1, §8).
             Err(e) if e.is_rv(cryptoki_sys::CKR_MECHANISM_INVALID) => match alg.raw_mechanism()? {
+                // single-part only: with CKA_ALWAYS_AUTHENTICATE the login must come between
+                // C_SignInit and C_Sign, which cryptoki has no call for
                 Some(raw) => session
                     .sign(&raw, private, &alg.digest.digest(&tbs))
                     .map_err(signing)?,
