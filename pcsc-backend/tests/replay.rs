@@ -266,3 +266,26 @@ fn piv_recorded_open_login_sign() {
     assert_eq!(check.remaining(), 0);
     assert_eq!(tok.apdu_count(), 11 + 2 + 3);
 }
+
+/// Found by fuzz/fuzz_targets/card_answers.rs: a GOST token whose key directory FCP gives the
+/// file size in six bytes made the host allocate 93 TB and abort. A size the card cannot mean
+/// (more than two bytes, or beyond READ BINARY's 15-bit offsets) is now refused as malformed.
+#[test]
+fn a_card_claiming_a_huge_file_is_refused_not_believed() {
+    let h = |s: &str| hex::decode(s.replace(' ', "")).unwrap();
+    for fcp in [
+        // 80 06 00 55 82 01 01 83: six size bytes, as the fuzzer's card sent (367 GB)
+        "62 08 80 06 005582010183 9000",
+        // 80 02 90 00: two bytes, but beyond offset 7FFF
+        "62 0B 80 02 9000 82 01 01 83 02 4B01 9000",
+    ] {
+        let conn = ReplayConnection::answering(
+            h("3B8C80014B4C595543482D474F5354311E"),
+            vec![h("9000"), h("0102030405060708 9000"), h(fcp)],
+        );
+        match CardToken::open(Box::new(conn), "replay", TokenOptions::default()) {
+            Err(e) => assert_eq!(e.rv(), CKR_DEVICE_ERROR, "{fcp}: {e}"),
+            Ok(t) => assert!(find(&t, CKO_PRIVATE_KEY).is_empty(), "{fcp}"),
+        }
+    }
+}

@@ -55,21 +55,37 @@ fn select_ef(ch: &mut Channel<'_>, fid: u16) -> CardResult<Option<usize>> {
         Sw::Ok => {
             let (fcp, _) = tlv::read(&r.data).ok_or(CardError::Malformed("FCP"))?;
             let size = tlv::find(fcp.value, 0x80).ok_or(CardError::Malformed("FCP size"))?;
-            Ok(Some(
-                size.iter().fold(0usize, |a, &b| (a << 8) | usize::from(b)),
-            ))
+            // docs/gost-card.md "SELECT EF": tag 80 holds the size in two bytes (ISO/IEC 7816-4
+            // FCP tag 80, number of data bytes), and READ BINARY takes offsets below 0x8000. A
+            // card that says more is refused, never believed: the size was once taken as is,
+            // and six size bytes made the host allocate 93 TB and abort (found by
+            // fuzz/fuzz_targets/card_answers.rs).
+            let size = match *size {
+                [b] => usize::from(b),
+                [hi, lo] => usize::from(u16::from_be_bytes([hi, lo])),
+                _ => return Err(CardError::Malformed("FCP size")),
+            };
+            if size > MAX_EF_SIZE {
+                return Err(CardError::Malformed("EF larger than READ BINARY reaches"));
+            }
+            Ok(Some(size))
         }
         Sw::NotFound => Ok(None),
         sw => Err(CardError::Sw(sw)),
     }
 }
 
-/// READ BINARY the whole current EF of `size` bytes in 256-byte steps.
+/// The largest EF READ BINARY reaches: offsets are below 0x8000 (docs/gost-card.md, "READ
+/// BINARY"; ISO/IEC 7816-4: P1 bit 8 = 0, a 15-bit offset).
+const MAX_EF_SIZE: usize = 0x7FFF;
+
+/// READ BINARY the whole current EF of `size` bytes (at most [`MAX_EF_SIZE`]) in 256-byte steps.
 fn read_binary(ch: &mut Channel<'_>, size: usize) -> CardResult<Vec<u8>> {
+    let size = size.min(MAX_EF_SIZE);
     let mut out = Vec::with_capacity(size);
     while out.len() < size {
-        let off = out.len() as u16;
-        let want = (size - out.len()).min(256) as u16;
+        let off = u16::try_from(out.len()).map_err(|_| CardError::Malformed("EF offset"))?;
+        let want = u16::try_from((size - out.len()).min(256)).unwrap_or(256);
         let [hi, lo] = off.to_be_bytes();
         let d = ch.ok(&Command::new(0x00, 0xB0, hi, lo).le(want))?;
         if d.is_empty() {
