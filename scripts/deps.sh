@@ -10,6 +10,8 @@ test_pkgs=(
   openssl opensc softhsm2 gnutls-bin libnss3-tools p11-kit libp11-kit-dev
   libengine-pkcs11-openssl libengine-gost-openssl libssl-dev
   pcscd pcsc-tools vsmartcard-vpcd yubico-piv-tool procps
+  # scripts/sanitizers.sh (memcheck)
+  valgrind
   # interoperability tests (tests/tests/{nss,openssl,gnutls,p11kit,java,browsers}.rs)
   poppler-utils curl openjdk-17-jdk-headless xmlsec1 chromium firefox-esr xvfb xdotool
 )

@@ -16,3 +16,5 @@ stage "deps + build"; scripts/deps.sh; cargo build --release --workspace --all-t
 stage "tests"; cargo nextest run --release --workspace --no-fail-fast -E "not ($(scripts/interop.sh --filter))" "$@"
 stage "interop"; scripts/interop.sh "$@"
 stage "supply chain (cargo-deny: licenses, bans, sources; advisories when reachable)"; scripts/deny.sh
+stage "hardening: fuzzing, 15 s per target (fuzz/README.md)"; scripts/fuzz.sh 15
+stage "hardening: AddressSanitizer and valgrind memcheck"; scripts/sanitizers.sh

@@ -11,6 +11,8 @@ fn compile(f: &Fixture) -> PathBuf {
     let src = klyuch_tests::workspace_root().join("tests/c/abi_check.c");
     let exe = f.path("abi_check");
     let out = Command::new("cc")
+        // scripts/sanitizers.sh preloads the ASan runtime into the test: not into the compiler.
+        .env_remove("LD_PRELOAD")
         .args([
             "-O1",
             "-Wall",
@@ -22,6 +24,13 @@ fn compile(f: &Fixture) -> PathBuf {
         .arg(&exe)
         .arg(&src)
         .args(["-ldl", "-lpthread"])
+        // Extra flags: scripts/sanitizers.sh builds the program with -fsanitize=address, which
+        // also brings the ASan runtime that a module built with -Zsanitizer=address needs.
+        .args(
+            std::env::var("KLYUCH_ABI_CFLAGS")
+                .unwrap_or_default()
+                .split_whitespace(),
+        )
         .output()
         .expect("cc");
     assert!(

@@ -11,6 +11,8 @@
 pub mod entry;
 pub mod fns;
 pub mod funclist;
+#[cfg(feature = "fuzzing")]
+pub mod fuzz;
 pub mod mechanism;
 pub mod out_buf;
 pub mod ptr;
