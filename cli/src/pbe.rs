@@ -146,6 +146,36 @@ fn scheme_of(alg: &AlgorithmIdentifierOwned) -> Result<Scheme, PbeError> {
     }
 }
 
+/// The most PBKDF2 / PKCS#12-KDF iterations klyuch runs for a file. The count comes from the
+/// file itself, and a hostile file could ask for 2^31 (hours of work before any answer). OpenSSL
+/// writes 2048 by default (`openssl pkcs12 -iter`), the OWASP Password Storage Cheat Sheet (2023)
+/// recommends 600,000 for PBKDF2-HMAC-SHA-256: 10,000,000 leaves ample room. The fuzz targets
+/// (`cfg(fuzzing)`, set by cargo fuzz) use a lower bound so that one input stays far below their
+/// 30-second timeout (found by fuzz/fuzz_targets/formats.rs).
+#[cfg(not(fuzzing))]
+pub const MAX_ITERATIONS: u64 = 10_000_000;
+#[cfg(fuzzing)]
+pub const MAX_ITERATIONS: u64 = 20_000;
+
+/// scrypt (RFC 7914 §2) needs 128 · r · N bytes: at most N = 2^20 and r · p <= 64 (1 GiB at
+/// r = 8), as for the iteration count a file must not decide how much memory klyuch takes.
+const MAX_SCRYPT_N: u64 = 1 << 20;
+const MAX_SCRYPT_RP: u64 = 64;
+
+/// Refuse an iteration count of 0 (RFC 8018 §A.2 and RFC 7292 Appendix C: 1..MAX) or above
+/// [`MAX_ITERATIONS`].
+pub(crate) fn check_iterations(n: i64, what: &str) -> Result<(), PbeError> {
+    if n < 1 {
+        return Err(PbeError::Malformed(format!("{what} iteration count {n}")));
+    }
+    if n.unsigned_abs() > MAX_ITERATIONS {
+        return Err(PbeError::Unsupported(format!(
+            "{what} with {n} iterations (klyuch runs at most {MAX_ITERATIONS})"
+        )));
+    }
+    Ok(())
+}
+
 /// The BMPString form of a password with its two zero bytes, as the PKCS#12 KDF takes it.
 fn bmp_password(password: &SecretString) -> Result<BmpString, PbeError> {
     BmpString::from_utf8(password.expose_secret()).map_err(|_| {
@@ -177,6 +207,7 @@ fn pkcs12_decrypt(
 ) -> Result<Zeroizing<Vec<u8>>, PbeError> {
     let salt = params.salt.as_bytes();
     let rounds = params.iterations;
+    check_iterations(rounds.into(), "PKCS#12 PBE")?;
     let bmp = bmp_password(password)?;
     let derive = |id, len| {
         Zeroizing::new(derive_key_bmp::<sha1::Sha1>(
@@ -219,16 +250,34 @@ pub fn decrypt(
     data: &[u8],
 ) -> Result<Zeroizing<Vec<u8>>, PbeError> {
     match scheme_of(alg)? {
-        Scheme::Pbes2(params) => params
-            .decrypt(password.expose_secret().as_bytes(), data)
-            .map(Zeroizing::new)
-            .map_err(|e| match e {
-                pkcs5::Error::DecryptFailed => PbeError::WrongPassword,
-                pkcs5::Error::UnsupportedAlgorithm { oid } => {
-                    PbeError::Unsupported(format!("algorithm {oid}"))
+        Scheme::Pbes2(params) => {
+            match &params.kdf {
+                pkcs5::pbes2::Kdf::Pbkdf2(k) => {
+                    check_iterations(k.iteration_count.into(), "PBKDF2")?
                 }
-                other => PbeError::Malformed(other.to_string()),
-            }),
+                pkcs5::pbes2::Kdf::Scrypt(k) => {
+                    let rp = u64::from(k.block_size) * u64::from(k.parallelization);
+                    if k.cost_parameter > MAX_SCRYPT_N || rp > MAX_SCRYPT_RP {
+                        return Err(PbeError::Unsupported(format!(
+                            "scrypt with N = {}, r = {}, p = {} (klyuch runs at most N = \
+                             {MAX_SCRYPT_N}, r · p = {MAX_SCRYPT_RP})",
+                            k.cost_parameter, k.block_size, k.parallelization
+                        )));
+                    }
+                }
+                _ => {}
+            }
+            params
+                .decrypt(password.expose_secret().as_bytes(), data)
+                .map(Zeroizing::new)
+                .map_err(|e| match e {
+                    pkcs5::Error::DecryptFailed => PbeError::WrongPassword,
+                    pkcs5::Error::UnsupportedAlgorithm { oid } => {
+                        PbeError::Unsupported(format!("algorithm {oid}"))
+                    }
+                    other => PbeError::Malformed(other.to_string()),
+                })
+        }
         Scheme::Pkcs12 { cipher, params } => pkcs12_decrypt(cipher, &params, password, data),
         Scheme::Gost(params) => gost::decrypt(&params, password, data),
     }
@@ -294,6 +343,7 @@ pub fn verify_mac(
 ) -> Result<(), PbeError> {
     let salt = mac.mac_salt.as_bytes();
     let rounds = mac.iterations;
+    check_iterations(rounds.into(), "PKCS#12 MAC")?;
     let expected = mac.mac.digest.as_bytes();
     let bmp = bmp_password(password)?;
     match mac_of(mac.mac.algorithm.oid)? {
@@ -317,6 +367,64 @@ mod tests {
             oid: ObjectIdentifier::new_unwrap(oid),
             parameters: params.map(|p| der::Any::from_der(p).unwrap()),
         }
+    }
+
+    /// A file decides its own iteration count: 2^31 would keep klyuch busy for hours, so counts
+    /// above MAX_ITERATIONS (and 0) are refused before any key derivation, for every scheme.
+    #[test]
+    fn iteration_counts_from_the_file_are_bounded() {
+        let started = std::time::Instant::now();
+        let pw = SecretString::from("x");
+        let pbkdf2 = |prf: &str, n: u32| AlgorithmIdentifierOwned {
+            oid: PBKDF2,
+            parameters: Some(
+                der::Any::encode_from(&Pbkdf2Params {
+                    salt: der::asn1::OctetString::new(vec![1u8; 8]).unwrap(),
+                    iteration_count: n,
+                    key_length: None,
+                    prf: alg(prf, Some(&[5, 0])),
+                })
+                .unwrap(),
+            ),
+        };
+        let pbes2 = |kdf, enc| AlgorithmIdentifierOwned {
+            oid: PBES2,
+            parameters: Some(
+                der::Any::encode_from(&Pbes2Params {
+                    kdf,
+                    encryption: enc,
+                })
+                .unwrap(),
+            ),
+        };
+        // PBES2 with PBKDF2-HMAC-SHA-256 and AES-256-CBC (RFC 8018 §A.2, NIST OIDs)
+        let aes = alg(
+            "2.16.840.1.101.3.4.1.42",
+            Some(&[4, 16, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+        );
+        // GOST PBES2: HMAC-Streebog-512 and Kuznyechik-CTR-ACPKM (as the test above)
+        let kuz = alg(
+            "1.2.643.7.1.1.5.2.1",
+            Some(&[
+                0x30, 0x12, 4, 16, 1, 2, 3, 4, 5, 6, 7, 8, 0, 0, 0, 0, 0, 0, 0, 0,
+            ]),
+        );
+        for a in [
+            pbes2(pbkdf2("1.2.840.113549.2.9", u32::MAX), aes.clone()),
+            pbes2(pbkdf2("1.2.643.7.1.1.4.2", u32::MAX), kuz.clone()),
+        ] {
+            match decrypt(&a, &pw, &[0u8; 16]) {
+                Err(PbeError::Unsupported(s)) => assert!(s.contains("iterations"), "{s}"),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(matches!(
+            check_iterations(0, "PBKDF2"),
+            Err(PbeError::Malformed(_))
+        ));
+        assert!(check_iterations(i64::from(i32::MAX), "PKCS#12 MAC").is_err());
+        assert!(check_iterations(2048, "PKCS#12 MAC").is_ok());
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
     }
 
     #[test]

@@ -273,9 +273,7 @@ pub fn decrypt(
         return Err(PbeError::Malformed("a GOST cipher key is 32 bytes".into()));
     }
     let rounds = kdf.iteration_count;
-    if rounds == 0 {
-        return Err(PbeError::Malformed("PBKDF2 iteration count".into()));
-    }
+    super::check_iterations(rounds.into(), "PBKDF2")?;
     let mut key = Zeroizing::new([0u8; 32]);
     pbkdf2(
         &kdf.prf.oid,
@@ -359,10 +357,9 @@ pub fn verify_mac(
     content: &[u8],
     expected: &[u8],
 ) -> Result<(), PbeError> {
-    let rounds = u32::try_from(rounds)
-        .ok()
-        .filter(|r| *r > 0)
-        .ok_or_else(|| PbeError::Malformed("MAC iteration count".into()))?;
+    super::check_iterations(rounds.into(), "PKCS#12 MAC")?;
+    let rounds =
+        u32::try_from(rounds).map_err(|_| PbeError::Malformed("MAC iteration count".into()))?;
     let pw = password.expose_secret().as_bytes();
     let mut out = Zeroizing::new([0u8; 96]);
     match oid {
