@@ -801,6 +801,21 @@ fn piv_card_fixture() -> Result<(VirtualCard, Fixture), String> {
     Ok((card, f))
 }
 
+/// The PIV card with its fixture (see [`piv_card_fixture`]) and an X display for `browser`, or
+/// `None` after saying why this machine cannot run the test.
+fn piv_browser_setup(browser: &str) -> Option<(VirtualCard, Fixture, Xvfb)> {
+    let (card, f) = piv_card_fixture().map_err(|why| skip(&why)).ok()?;
+    if let Err(e) = browser_starts(&f, browser) {
+        skip(&e);
+        return None;
+    }
+    let Some(x) = Xvfb::start() else {
+        skip("Xvfb does not start here");
+        return None;
+    };
+    Some((card, f, x))
+}
+
 /// The token label of the card's slot (for the printed report).
 fn token_label(f: &Fixture, card: &VirtualCard) -> String {
     reader_slot(f.p11(), card.reader_name())
@@ -826,19 +841,7 @@ fn firefox_with_the_emulated_piv_card() {
     );
     // No policy test may run meanwhile: its SecurityDevices policy would load Klyuch twice.
     let _lock = GlobalLock::acquire("firefox-policy", Duration::from_secs(300));
-    let (card, f) = match piv_card_fixture() {
-        Ok(x) => x,
-        Err(why) => {
-            skip(&why);
-            return;
-        }
-    };
-    if let Err(e) = browser_starts(&f, "firefox-esr") {
-        skip(&e);
-        return;
-    }
-    let Some(x) = Xvfb::start() else {
-        skip("Xvfb does not start here");
+    let Some((card, f, x)) = piv_browser_setup("firefox-esr") else {
         return;
     };
     let pki = Pki::files_only(&f, "piv");
@@ -874,19 +877,7 @@ fn firefox_with_the_emulated_piv_card() {
 #[test]
 fn chromium_with_the_piv_card_inserted_after_the_browser_started() {
     require!("chromium", "Xvfb", "xdotool", "certutil", "modutil", "openssl");
-    let (mut card, f) = match piv_card_fixture() {
-        Ok(x) => x,
-        Err(why) => {
-            skip(&why);
-            return;
-        }
-    };
-    if let Err(e) = browser_starts(&f, "chromium") {
-        skip(&e);
-        return;
-    }
-    let Some(x) = Xvfb::start() else {
-        skip("Xvfb does not start here");
+    let Some((mut card, f, x)) = piv_browser_setup("chromium") else {
         return;
     };
     let label = token_label(&f, &card);
@@ -983,19 +974,7 @@ fn firefox_with_the_piv_card_inserted_after_the_browser_started() {
         "openssl"
     );
     let _lock = GlobalLock::acquire("firefox-policy", Duration::from_secs(300));
-    let (mut card, f) = match piv_card_fixture() {
-        Ok(x) => x,
-        Err(why) => {
-            skip(&why);
-            return;
-        }
-    };
-    if let Err(e) = browser_starts(&f, "firefox-esr") {
-        skip(&e);
-        return;
-    }
-    let Some(x) = Xvfb::start() else {
-        skip("Xvfb does not start here");
+    let Some((mut card, f, x)) = piv_browser_setup("firefox-esr") else {
         return;
     };
     let label = token_label(&f, &card);
