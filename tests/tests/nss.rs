@@ -4,6 +4,7 @@
 
 use klyuch_tests::interop::{Pki, EC, RSA};
 use klyuch_tests::{require, Fixture};
+use std::process::Output;
 
 #[test]
 fn certutil_and_modutil_list_the_token() {
@@ -163,16 +164,10 @@ fn tiny_pdf() -> Vec<u8> {
     out
 }
 
-/// pdfsig (poppler, NSS) signs with the token's RSA key and must exit 0: poppler shuts NSS down
-/// from an atexit handler, which closes every session of the module at process exit (SoftHSMv2
-/// crashes there with SIGSEGV, exit 139). A database without the module verifies the result.
-#[test]
-fn pdfsig_signs_with_the_token_and_exits_cleanly() {
-    require!("pdfsig", "certutil", "modutil", "pkcs11-tool", "openssl");
-    klyuch_tests::require_pki!();
-    let f = Fixture::new();
-    let pki = Pki::new(&f, "nsspdf");
-    let db = pki.nss_db(&f.path("nssdb"), true);
+/// `pdfsig -add-signature` of a one-page PDF (`doc.pdf` → `doc-signed.pdf`) with the token key
+/// `nick` through the NSS database `db`, with Klyuch's debug log on: pdfsig's output and the
+/// module calls it made.
+fn pdfsig_sign(f: &Fixture, pki: &Pki<'_>, db: &str, nick: &str) -> (Output, String) {
     std::fs::write(f.path("doc.pdf"), tiny_pdf()).unwrap();
     let log = f.path("klyuch.log");
     let out = pki
@@ -184,12 +179,12 @@ fn pdfsig_signs_with_the_token_and_exits_cleanly() {
                 "60",
                 "pdfsig",
                 "-nssdir",
-                &db,
+                db,
                 "-nss-pwd",
                 klyuch_tests::USER_PIN,
                 "-add-signature",
                 "-nick",
-                "nsspdf:rsakey",
+                nick,
                 "-reason",
                 "Klyuch test",
                 &pki.p("doc.pdf"),
@@ -200,7 +195,20 @@ fn pdfsig_signs_with_the_token_and_exits_cleanly() {
         .env("KLYUCH_LOG_FILE", &log)
         .output()
         .unwrap();
-    let calls = std::fs::read_to_string(&log).unwrap_or_default();
+    (out, std::fs::read_to_string(&log).unwrap_or_default())
+}
+
+/// pdfsig (poppler, NSS) signs with the token's RSA key and must exit 0: poppler shuts NSS down
+/// from an atexit handler, which closes every session of the module at process exit (SoftHSMv2
+/// crashes there with SIGSEGV, exit 139). A database without the module verifies the result.
+#[test]
+fn pdfsig_signs_with_the_token_and_exits_cleanly() {
+    require!("pdfsig", "certutil", "modutil", "pkcs11-tool", "openssl");
+    klyuch_tests::require_pki!();
+    let f = Fixture::new();
+    let pki = Pki::new(&f, "nsspdf");
+    let db = pki.nss_db(&f.path("nssdb"), true);
+    let (out, calls) = pdfsig_sign(&f, &pki, &db, "nsspdf:rsakey");
     assert!(
         out.status.success(),
         "pdfsig: {} (SoftHSM: 139 at exit)\n{}\nlast calls:\n{}",
@@ -538,34 +546,7 @@ fn pdfsig_with_an_ec_key_where_poppler_supports_it() {
     let f = Fixture::new();
     let pki = Pki::new(&f, "nsspdfec");
     let db = pki.nss_db(&f.path("nssdb"), true);
-    std::fs::write(f.path("doc.pdf"), tiny_pdf()).unwrap();
-    let log = f.path("klyuch.log");
-    let out = pki
-        .command(
-            "timeout",
-            &[
-                "-k",
-                "5",
-                "60",
-                "pdfsig",
-                "-nssdir",
-                &db,
-                "-nss-pwd",
-                klyuch_tests::USER_PIN,
-                "-add-signature",
-                "-nick",
-                "nsspdfec:eckey",
-                "-reason",
-                "Klyuch test",
-                &pki.p("doc.pdf"),
-                &pki.p("doc-signed.pdf"),
-            ],
-        )
-        .env("KLYUCH_LOG", "debug")
-        .env("KLYUCH_LOG_FILE", &log)
-        .output()
-        .unwrap();
-    let calls = std::fs::read_to_string(&log).unwrap_or_default();
+    let (out, calls) = pdfsig_sign(&f, &pki, &db, "nsspdfec:eckey");
     let t = klyuch_tests::text(&out);
     // Killed by a signal (no exit code) or by timeout (124/137) is a failure either way.
     let code = out.status.code();
