@@ -412,16 +412,7 @@ pub fn restore(
     user_pin: &Pin,
 ) -> Result<Restored> {
     for (pin, who) in [(so_pin, "SO PIN"), (user_pin, "user PIN")] {
-        let n = pin.len();
-        if n < cfg.min_pin_len as usize || n > cfg.max_pin_len as usize {
-            return Err(Error::with(
-                CKR_PIN_LEN_RANGE,
-                format!(
-                    "the new {who} must have {} to {} characters",
-                    cfg.min_pin_len, cfg.max_pin_len
-                ),
-            ));
-        }
+        crate::token::check_pin_len(cfg, pin, &format!("the new {who}"))?;
     }
     let label = label.trim_end();
     if label.is_empty() || label.len() > 32 {

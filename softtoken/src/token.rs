@@ -241,18 +241,7 @@ impl SoftToken {
     }
 
     fn check_pin_len(&self, pin: &Pin) -> Result<()> {
-        let c = &self.shared.cfg;
-        let n = pin.len();
-        if n < c.min_pin_len as usize || n > c.max_pin_len as usize {
-            return Err(Error::with(
-                CKR_PIN_LEN_RANGE,
-                format!(
-                    "a PIN has {}..{} characters (this one has {n})",
-                    c.min_pin_len, c.max_pin_len
-                ),
-            ));
-        }
-        Ok(())
+        check_pin_len(&self.shared.cfg, pin, "a PIN")
     }
 
     /// Verify a PIN against its wrap of the token key and return the token key.
@@ -1282,4 +1271,24 @@ fn with_public_key_info(attrs: &mut Template, key: Option<&Key>) {
         Ok(spki) => attrs.set(CKA_PUBLIC_KEY_INFO, spki),
         Err(e) => log::debug!("no CKA_PUBLIC_KEY_INFO for this key: {e}"),
     }
+}
+
+/// `CKR_PIN_LEN_RANGE` unless the PIN's length is within the configured bounds; `who` names the
+/// PIN in the message ("a PIN", "the new SO PIN").
+pub(crate) fn check_pin_len(
+    c: &token_api::config::SoftTokenConfig,
+    pin: &Pin,
+    who: &str,
+) -> Result<()> {
+    let n = pin.len();
+    if n < c.min_pin_len as usize || n > c.max_pin_len as usize {
+        return Err(Error::with(
+            CKR_PIN_LEN_RANGE,
+            format!(
+                "{who} has {}..{} characters (this one has {n})",
+                c.min_pin_len, c.max_pin_len
+            ),
+        ));
+    }
+    Ok(())
 }
