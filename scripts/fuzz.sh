@@ -7,7 +7,8 @@
 #
 # libFuzzer needs nightly-only rustc flags (-Zsanitizer=address, sanitizer coverage): the stable
 # toolchain accepts them with RUSTC_BOOTSTRAP=1. New corpus entries go to fuzz/work/ (ignored),
-# never into the committed seeds.
+# never into the committed seeds. -len_control=0: full-length inputs from the start (a short
+# run would otherwise spend its budget on inputs of a few bytes: a few PKCS#11 calls at most).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-15}"
@@ -36,6 +37,7 @@ for t in $(cargo fuzz list); do
   mkdir -p "work/$t"
   if ! cargo fuzz run "${build[@]}" "$t" "work/$t" "corpus/$t" -- \
       -max_total_time="$secs" -timeout=30 -rss_limit_mb=4096 -print_final_stats=1 \
+      -max_len=4096 -len_control=0 \
       2> "$tmp/$t.log"; then
     tail -n 60 "$tmp/$t.log"
     echo "FAIL: fuzz target $t found a problem; the input is in fuzz/artifacts/$t/" >&2
