@@ -12,6 +12,7 @@ mod input;
 mod p12;
 mod pbe;
 mod pin;
+mod progress;
 mod subject;
 mod tokenkey;
 mod uri;
@@ -65,6 +66,9 @@ struct GlobalArgs {
         value_name = "LABEL"
     )]
     token: Option<String>,
+    /// No progress bars (they are drawn only when standard error is a terminal anyway)
+    #[arg(long, short = 'q', global = true)]
+    quiet: bool,
 }
 
 impl GlobalArgs {
@@ -117,6 +121,7 @@ enum Command {
 
 fn run(cli: Cli) -> Result<(), CliError> {
     let g = &cli.global;
+    progress::set_quiet(g.quiet);
     match cli.command {
         Command::Slots(a) => cmd::slots::run(g.module.as_deref(), &a),
         Command::Token(c) => cmd::token::run(g.module.as_deref(), &g.selector(), c),

@@ -203,6 +203,8 @@ fn backup_and_restore_a_soft_token() {
             USER_PIN,
         ],
     );
+    // piped (not a terminal): no progress bar, no carriage returns or escape sequences
+    assert!(!out.contains('\r') && !out.contains('\x1b'), "{out:?}");
     let n = if gost { 6 } else { 4 };
     assert!(
         out.contains(&format!("{n} objects ({} private)", n / 2)),

@@ -501,9 +501,16 @@ fn rsa_and_ecdsa_signatures_verify_with_openssl_and_klyuch() {
         "doc.txt",
         "not issued by any of the trusted CAs",
     );
-    // without --ca: valid, but the chain is reported as not checked
-    let out = t.klyuch_ok(&["verify", "030.sig", "--content", "doc.txt"]);
-    assert!(out.contains("NOT CHECKED"), "{out}");
+    // without --ca the system trust store is the anchor set, which does not hold the test CA:
+    // NOT VALID, and the message names both ways out
+    let out = t.klyuch_fails(1, &["verify", "030.sig", "--content", "doc.txt"]);
+    for w in ["NOT VALID", "system trust store", "--ca", "--no-chain"] {
+        assert!(out.contains(w), "no {w:?} in\n{out}");
+    }
+    // --no-chain: valid, and the chain is reported as not checked
+    let out = t.klyuch_ok(&["verify", "030.sig", "--content", "doc.txt", "--no-chain"]);
+    assert!(out.contains("Signature:    VALID"), "{out}");
+    assert!(out.contains("NOT CHECKED (--no-chain)"), "{out}");
     // the content found next to the signature (FILE.sig -> FILE)
     t.sign("04", &["doc.txt"]);
     let out = t.klyuch_ok(&["verify", "doc.txt.sig", "--ca", "rca.pem"]);
@@ -1145,4 +1152,215 @@ fn signs_on_the_emulated_gost_card() {
     assert!(out.contains("Signature:    VALID"), "{out}");
     assert!(out.contains("GOST R 34.10-2012 (256-bit key)"), "{out}");
     assert!(out.contains("Klyuch GOST Test Card"), "{out}");
+}
+
+/// `klyuch verify --json`: one JSON object with the documented fields, for a valid signature, a
+/// changed document, a missing trust anchor and `--no-chain`; the exit status as without
+/// `--json`. Piped runs draw no progress bar; under a pseudo-terminal (`script`) the bar is
+/// drawn, and `--quiet` hides it.
+#[test]
+fn verify_json_and_progress_bars() {
+    let t = setup!(false);
+    t.make_ca("rca", false);
+    t.keygen("rsa:2048", "08");
+    t.certify("08", "rca", false);
+    t.sign("08", &["doc.txt", "-o", "j.sig"]);
+    let json = |code: i32, args: &[&str]| -> serde_json::Value {
+        let o = t.klyuch(args);
+        assert_eq!(o.status.code(), Some(code), "klyuch {args:?}: {}", text(&o));
+        serde_json::from_slice(&o.stdout)
+            .unwrap_or_else(|e| panic!("klyuch {args:?}: not JSON ({e}): {}", text(&o)))
+    };
+    let v = json(
+        0,
+        &[
+            "verify",
+            "j.sig",
+            "--content",
+            "doc.txt",
+            "--ca",
+            "rca.pem",
+            "--json",
+        ],
+    );
+    assert_eq!(v["result"], "valid", "{v:#}");
+    assert!(v["reason"].is_null(), "{v:#}");
+    assert_eq!(v["content_file"], "doc.txt", "{v:#}");
+    assert!(
+        v["signer"]["subject"]
+            .as_str()
+            .unwrap()
+            .contains("Signer 08"),
+        "{v:#}"
+    );
+    assert!(
+        v["signer"]["issuer"].as_str().unwrap().contains("rca"),
+        "{v:#}"
+    );
+    // the serial as OpenSSL prints it
+    let serial = t.openssl(&["x509", "-in", "08.pem", "-noout", "-serial"]);
+    let serial = serial.trim().trim_start_matches("serial=").to_lowercase();
+    assert_eq!(
+        v["signer"]["serial"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches('0'),
+        serial.trim_start_matches('0'),
+        "{v:#}"
+    );
+    let st = v["signing_time"].as_str().unwrap();
+    assert!(
+        st.len() == 20 && st.ends_with('Z') && st.contains('T'),
+        "{v:#}"
+    );
+    assert_eq!(v["algorithm"], "RSA PKCS#1 v1.5 with SHA-256", "{v:#}");
+    assert_eq!(v["digest"], "SHA-256", "{v:#}");
+    assert_eq!(v["certificate"]["state_now"], "valid", "{v:#}");
+    let days = v["certificate"]["days_left"].as_i64().unwrap();
+    assert!((29..=31).contains(&days), "a 30-day certificate: {v:#}");
+    assert!(v["certificate"]["not_after"]
+        .as_str()
+        .unwrap()
+        .ends_with('Z'));
+    assert_eq!(v["chain"]["status"], "valid", "{v:#}");
+    let path = v["chain"]["path"].as_array().unwrap();
+    assert_eq!(path.len(), 2, "{v:#}");
+    assert!(
+        path[1].as_str().unwrap().contains("(trusted, rca.pem)"),
+        "{v:#}"
+    );
+    assert!(
+        v["signing_certificate_attribute"]
+            .as_str()
+            .unwrap()
+            .contains("signingCertificateV2 matches"),
+        "{v:#}"
+    );
+
+    // a changed document: exit 1, result invalid with its reason code
+    let changed = t.changed_doc();
+    let v = json(
+        1,
+        &[
+            "verify",
+            "j.sig",
+            "--content",
+            changed,
+            "--ca",
+            "rca.pem",
+            "--json",
+        ],
+    );
+    assert_eq!(v["result"], "invalid", "{v:#}");
+    assert_eq!(v["reason"]["code"], "content_changed", "{v:#}");
+    assert!(
+        v["reason"]["message"].as_str().unwrap().contains("CHANGED"),
+        "{v:#}"
+    );
+    assert_eq!(v["chain"]["status"], "not_reached", "{v:#}");
+    // a flipped bit in the signature value (the file's last bytes): another key
+    let mut bad = std::fs::read(t.path("j.sig")).unwrap();
+    let n = bad.len();
+    bad[n - 5] ^= 0x01;
+    std::fs::write(t.path("jbad.sig"), bad).unwrap();
+    let v = json(
+        1,
+        &[
+            "verify",
+            "jbad.sig",
+            "--content",
+            "doc.txt",
+            "--ca",
+            "rca.pem",
+            "--json",
+        ],
+    );
+    assert_eq!(v["result"], "invalid", "{v:#}");
+    assert_eq!(v["reason"]["code"], "signature_mismatch", "{v:#}");
+    // no --ca: the system trust store does not know the test CA
+    let v = json(1, &["verify", "j.sig", "--content", "doc.txt", "--json"]);
+    assert_eq!(v["result"], "invalid", "{v:#}");
+    assert_eq!(v["reason"]["code"], "chain_untrusted", "{v:#}");
+    assert_eq!(v["chain"]["status"], "invalid", "{v:#}");
+    let msg = v["reason"]["message"].as_str().unwrap();
+    assert!(msg.contains("--ca") && msg.contains("--no-chain"), "{v:#}");
+    // --no-chain: valid, the chain skipped
+    let v = json(
+        0,
+        &[
+            "verify",
+            "j.sig",
+            "--content",
+            "doc.txt",
+            "--no-chain",
+            "--json",
+        ],
+    );
+    assert_eq!(v["result"], "valid", "{v:#}");
+    assert_eq!(v["chain"]["status"], "skipped", "{v:#}");
+    // not a signature at all: result "error", exit 1
+    let v = json(1, &["verify", "rca.pem", "--content", "doc.txt", "--json"]);
+    assert_eq!(v["result"], "error", "{v:#}");
+    assert!(v["reason"]["message"].as_str().unwrap().len() > 10, "{v:#}");
+
+    // progress: a 64 MiB file, signed and verified with stderr piped: no bar
+    let big = std::fs::File::create(t.path("big.bin")).unwrap();
+    big.set_len(64 << 20).unwrap();
+    drop(big);
+    let o = t.klyuch(&[
+        "sign",
+        "--key",
+        &T::key_uri("08"),
+        "--pin",
+        USER_PIN,
+        "--attached",
+        "big.bin",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let verify_args = ["verify", "big.bin.sig", "--ca", "rca.pem"];
+    for o in [&o, &t.klyuch(&verify_args)] {
+        assert!(o.status.success(), "{}", text(o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            !err.contains('\r') && !err.contains('\x1b') && !err.contains("hashing"),
+            "progress output on a pipe: {err:?}"
+        );
+    }
+    // under a pseudo-terminal (util-linux script): the bar is drawn on stderr
+    if which("script") {
+        let m = module_path();
+        let cmd = |extra: &str| {
+            format!(
+                "'{}' --module '{}' {extra} verify big.bin.sig --ca rca.pem",
+                t.bin.display(),
+                m.display()
+            )
+        };
+        let tty = |c: String| {
+            let o =
+                t.f.command("script", &["-qec", &c, "/dev/null"])
+                    .output()
+                    .unwrap();
+            assert!(o.status.success(), "script -qec {c}: {}", text(&o));
+            String::from_utf8_lossy(&o.stdout).into_owned()
+        };
+        let out = tty(cmd(""));
+        assert!(out.contains("Signature:    VALID"), "{out:?}");
+        assert!(
+            out.contains("hashing big.bin.sig") && out.contains('\r'),
+            "no progress bar on a terminal: {out:?}"
+        );
+        let out = tty(cmd("--quiet"));
+        assert!(out.contains("Signature:    VALID"), "{out:?}");
+        assert!(!out.contains("hashing"), "a bar despite --quiet: {out:?}");
+    } else {
+        eprintln!("SKIPPED (the terminal part): util-linux script is not installed");
+    }
+}
+
+fn which(program: &str) -> bool {
+    std::process::Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
 }

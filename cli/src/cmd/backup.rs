@@ -126,15 +126,29 @@ pub fn run_backup(sel: &TokenSelector, a: &BackupArgs) -> Result<()> {
              that protects the keys in the file"
         )));
     }
+    // three steps (the soft token crate reads and seals all objects in one call each)
+    let pb = crate::progress::steps(3, format!("backup of \"{label}\": reading the objects"));
     let image = softtoken::backup::export(&store, &cfg.softtoken, label, &pin_of(&user_pin))
         .map_err(soft_err(&format!("reading the soft token \"{label}\"")))?;
+    pb.inc(1);
     let iterations = a
         .kdf_iterations
         .unwrap_or(softtoken::backup::DEFAULT_ITERATIONS);
+    pb.set_message(format!(
+        "backup of \"{label}\": deriving the key, encrypting {} objects",
+        image.objects.len()
+    ));
     let sealed = image
         .seal(password.expose_secret().as_bytes(), iterations)
         .map_err(soft_err("encrypting the backup"))?;
+    pb.inc(1);
+    pb.set_message(format!(
+        "backup of \"{label}\": writing {}",
+        a.out.display()
+    ));
     write_new_file(&a.out, &sealed)?;
+    pb.inc(1);
+    pb.finish_and_clear();
     println!(
         "Backed up soft token \"{}\" (serial {}): {} objects ({} private) to {}.",
         image.label,
@@ -172,6 +186,10 @@ pub fn run_restore(a: &RestoreArgs) -> Result<()> {
             .map_err(|e| CliError::new(format!("cannot read {}: {e}", a.file.display())))?,
     );
     let password = password_source(a.password_file.as_deref(), false).get()?;
+    let pb = crate::progress::steps(
+        1,
+        format!("{}: deriving the key, decrypting", a.file.display()),
+    );
     let image = softtoken::backup::TokenImage::open(&bytes, password.expose_secret().as_bytes())
         .map_err(|e| {
             CliError::new(format!(
@@ -180,11 +198,17 @@ pub fn run_restore(a: &RestoreArgs) -> Result<()> {
                 e.detail()
             ))
         })?;
+    pb.inc(1);
+    pb.finish_and_clear();
     let label = a.label.clone().unwrap_or_else(|| image.label.clone());
     let cfg = config()?;
     let store = cfg.token_dir();
     let so_pin = a.so_pin.source_new().get()?;
     let user_pin = a.pin.source_new().get()?;
+    let pb = crate::progress::steps(
+        1,
+        format!("restoring {} objects as \"{label}\"", image.objects.len()),
+    );
     let r = softtoken::backup::restore(
         &store,
         &cfg.softtoken,
@@ -194,6 +218,8 @@ pub fn run_restore(a: &RestoreArgs) -> Result<()> {
         &pin_of(&user_pin),
     )
     .map_err(|e| soft_err("restoring")(e).append("nothing was restored"))?;
+    pb.inc(1);
+    pb.finish_and_clear();
     println!(
         "Restored {} objects ({} private) from {} as the new soft token \"{}\" (serial {}, slot \
          {}) in {}.",

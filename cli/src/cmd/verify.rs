@@ -2,7 +2,7 @@
 //! on the host, without a token: the content digest, the signature, the signing-certificate
 //! attribute, the certificate's validity at signing time and its chain to the given CAs.
 
-use crate::cms::check::{Content, verify};
+use crate::cms::check::{Content, Report, Trust, verify};
 use crate::error::{CliError, Result};
 use clap::Args;
 use std::path::{Path, PathBuf};
@@ -25,8 +25,40 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "FILE")]
     pub content: Option<PathBuf>,
     /// A trusted CA certificate (PEM or DER; a PEM file may hold several); repeat for more
+    /// [default: the system trust store, /etc/ssl/certs/ca-certificates.crt]
     #[arg(long = "ca", value_name = "CA.pem")]
     pub ca: Vec<PathBuf>,
+    /// Do not check the signer's certificate chain (said in the output); the signature, the
+    /// content digest and the certificate's dates are still checked
+    #[arg(long, conflicts_with = "ca")]
+    pub no_chain: bool,
+    /// Print the result as one JSON object on standard output (the shape is in cli/README.md);
+    /// the exit status is the same
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The trust anchors when no `--ca` is given (Debian's ca-certificates bundle).
+pub const SYSTEM_TRUST_STORE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// The certificates of the system trust store; those this parser cannot read are left out
+/// (they are roots of other CAs; the signer's chain is then reported as untrusted).
+fn system_anchors(path: &Path) -> Vec<(Certificate, String)> {
+    let Ok(text) = std::fs::read(path) else {
+        return Vec::new();
+    };
+    let name = path.display().to_string();
+    let text = String::from_utf8_lossy(&text);
+    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+    text.match_indices(BEGIN)
+        .filter_map(|(i, _)| {
+            use der::DecodePem;
+            let block = &text[i..];
+            let end = block.find("-----END CERTIFICATE-----")? + "-----END CERTIFICATE-----".len();
+            Certificate::from_pem(&block[..end]).ok()
+        })
+        .map(|c| (c, name.clone()))
+        .collect()
 }
 
 fn load_anchors(files: &[PathBuf]) -> Result<Vec<(Certificate, String)>> {
@@ -54,7 +86,34 @@ fn load_anchors(files: &[PathBuf]) -> Result<Vec<(Certificate, String)>> {
 }
 
 pub fn run(a: &VerifyArgs) -> Result<()> {
-    let anchors = load_anchors(&a.ca)?;
+    let r = check(a);
+    if a.json {
+        print_json(a, &r);
+    }
+    let r = r?;
+    match r.problem {
+        None => Ok(()),
+        Some((_, why)) => Err(CliError::new(format!(
+            "{}: NOT VALID: {why}",
+            display(&a.signature)
+        ))),
+    }
+}
+
+fn check(a: &VerifyArgs) -> Result<Report> {
+    let trust = if a.no_chain {
+        Trust::Skip
+    } else if a.ca.is_empty() {
+        Trust::Anchors {
+            certs: system_anchors(Path::new(SYSTEM_TRUST_STORE)),
+            system: Some(SYSTEM_TRUST_STORE.to_string()),
+        }
+    } else {
+        Trust::Anchors {
+            certs: load_anchors(&a.ca)?,
+            system: None,
+        }
+    };
     // An attached DER signature is read around its content, which is hashed from the file in
     // chunks (constant memory); anything else is read whole.
     let mut embedded_bytes: Option<Vec<u8>> = None;
@@ -94,14 +153,23 @@ pub fn run(a: &VerifyArgs) -> Result<()> {
             )));
         }
     };
-    let r = verify(&sd, content, &anchors).map_err(|e| e.context(a.signature.display()))?;
+    let mut r = verify(&sd, content, &trust).map_err(|e| e.context(a.signature.display()))?;
+    r.attached = a.content.is_none() && (embedded.is_some() || embedded_bytes.is_some());
+    r.content = what;
+    if !a.json {
+        print_text(&r);
+    }
+    Ok(r)
+}
+
+fn print_text(r: &Report) {
     let status = if r.problem.is_none() {
         "VALID"
     } else {
         "NOT VALID"
     };
     out!("Signature:    {status}");
-    out!("Signed file:  {what}");
+    out!("Signed file:  {}", r.content);
     out!("Signer:       {}", r.signer);
     out!("Issuer:       {} (serial {})", r.issuer, r.serial);
     out!(
@@ -118,13 +186,57 @@ pub fn run(a: &VerifyArgs) -> Result<()> {
     if !r.chain.is_empty() {
         out!("Chain:        {}", r.chain);
     }
-    match r.problem {
-        None => Ok(()),
-        Some(why) => Err(CliError::new(format!(
-            "{}: NOT VALID: {why}",
-            display(&a.signature)
-        ))),
-    }
+}
+
+/// The `--json` object (documented in cli/README.md, "klyuch verify --json"). A signature
+/// that cannot be read at all gives `"result": "error"` with the message.
+fn print_json(a: &VerifyArgs, r: &Result<Report>) {
+    use serde_json::{Value, json};
+    let opt = |s: &str| {
+        if s.is_empty() {
+            Value::Null
+        } else {
+            Value::from(s)
+        }
+    };
+    let v = match r {
+        Err(e) => json!({
+            "signature_file": display(&a.signature),
+            "result": "error",
+            "reason": { "code": "error", "message": e.to_string() },
+        }),
+        Ok(r) => json!({
+            "signature_file": display(&a.signature),
+            // the detached content's file, or null for the content inside the signature
+            "content_file": if r.attached { Value::Null } else { Value::from(r.content.as_str()) },
+            "result": if r.problem.is_none() { "valid" } else { "invalid" },
+            "reason": match &r.problem {
+                None => Value::Null,
+                Some((code, message)) => json!({ "code": code, "message": message }),
+            },
+            "signer": {
+                "subject": r.signer,
+                "issuer": r.issuer,
+                "serial": r.serial,
+            },
+            "signing_time": r.signing_time_rfc3339,
+            "algorithm": r.algorithm,
+            "digest": r.digest,
+            "certificate": {
+                "not_before": r.not_before,
+                "not_after": r.not_after,
+                "state_now": r.cert_state_now,
+                "days_left": r.days_left,
+            },
+            "signing_certificate_attribute": opt(&r.signing_cert_attr),
+            "chain": {
+                "status": r.chain_status.code(),
+                "path": r.chain_path,
+                "words": opt(&r.chain),
+            },
+        }),
+    };
+    out!("{v:#}");
 }
 
 fn display(p: &Path) -> String {

@@ -174,6 +174,15 @@ impl DigestAlg {
             .map_err(|e| CliError::new(format!("cannot open {}: {e}", path.display())))?;
         f.seek(SeekFrom::Start(offset))
             .map_err(|e| CliError::new(format!("reading {}: {e}", path.display())))?;
+        // the bar's length: the range, else what is left of the file
+        let size = match len {
+            Some(l) => l,
+            None => f
+                .metadata()
+                .map(|m| m.len().saturating_sub(offset))
+                .unwrap_or(0),
+        };
+        let pb = crate::progress::bytes(size, format!("hashing {}", path.display()));
         let mut f = f.take(len.unwrap_or(u64::MAX));
         let mut h = self.hasher();
         let mut buf = vec![0u8; CHUNK];
@@ -189,7 +198,9 @@ impl DigestAlg {
             };
             h.update(&buf[..n]);
             total += n as u64;
+            pb.inc(n as u64);
         }
+        pb.finish_and_clear();
         if len.is_some_and(|l| l != total) {
             return Err(CliError::new(format!(
                 "{} is shorter than its content length says (truncated)",

@@ -20,24 +20,90 @@ pub enum Content<'a> {
     Embedded(&'a [u8]),
 }
 
+/// How the chain is checked.
+pub enum Trust {
+    /// Trusted CA certificates (with the file each came from); `system` when they are the
+    /// system trust store (no `--ca` given), which changes the words of a failure.
+    Anchors {
+        certs: Vec<(Certificate, String)>,
+        system: Option<String>,
+    },
+    /// `--no-chain`: the chain is not checked (said in the report).
+    Skip,
+}
+
+/// The state of the chain check, as `--json` names it.
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+pub enum ChainStatus {
+    /// Not reached (an earlier check failed).
+    #[default]
+    NotReached,
+    Valid,
+    Invalid,
+    /// `--no-chain`.
+    Skipped,
+}
+
+impl ChainStatus {
+    pub fn code(self) -> &'static str {
+        match self {
+            ChainStatus::NotReached => "not_reached",
+            ChainStatus::Valid => "valid",
+            ChainStatus::Invalid => "invalid",
+            ChainStatus::Skipped => "skipped",
+        }
+    }
+}
+
 /// What a verification found. `problem` is `None` only when everything checked is valid.
 #[derive(Default)]
 pub struct Report {
+    /// What was checked: the content file, or "the content inside the signature".
+    pub content: String,
+    /// The content was inside the signature (attached), not a file of its own.
+    pub attached: bool,
     pub signer: String,
     pub issuer: String,
     pub serial: String,
     pub signing_time: Option<String>,
+    /// The signing time in RFC 3339 (`2026-01-02T03:04:05Z`).
+    pub signing_time_rfc3339: Option<String>,
     pub algorithm: String,
+    /// The digest algorithm's name (`SHA-256`, `Streebog-256 (GOST R 34.11-2012)`).
+    pub digest: String,
     pub validity: String,
+    /// The certificate's validity in RFC 3339, and its state now: `valid`, `expired`,
+    /// `not_yet_valid`; days left (negative: days since it expired).
+    pub not_before: String,
+    pub not_after: String,
+    pub cert_state_now: &'static str,
+    pub days_left: i64,
     pub signing_cert_attr: String,
     pub chain: String,
-    pub problem: Option<String>,
+    pub chain_status: ChainStatus,
+    /// The chain from the signer to the trust anchor, subjects in order.
+    pub chain_path: Vec<String>,
+    /// Why the signature is not valid: a stable code and the message.
+    pub problem: Option<(&'static str, String)>,
 }
 
 fn fmt_time(t: &Time) -> String {
     let d = t.to_date_time();
     format!(
         "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
+        d.year(),
+        d.month(),
+        d.day(),
+        d.hour(),
+        d.minutes(),
+        d.seconds()
+    )
+}
+
+fn rfc3339(t: &Time) -> String {
+    let d = t.to_date_time();
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
         d.year(),
         d.month(),
         d.day(),
@@ -149,26 +215,35 @@ fn is_ca(cert: &Certificate) -> bool {
     )
 }
 
+/// Why no chain was found.
+enum ChainError {
+    /// A certificate in the path has no CA basicConstraints, or was not valid at signing time:
+    /// the code and the message.
+    Bad(&'static str, String),
+    /// No path to any anchor; the last issuer's name.
+    Untrusted(String),
+}
+
 /// Find a path from `leaf` to one of `anchors` through `others` (intermediate CAs from the
-/// signature file, which must be CA certificates valid at `at`); the words for the report, or
-/// the problem. Anchors are trusted as given.
+/// signature file, which must be CA certificates valid at `at`): the subjects in order, the
+/// anchor last with the file it came from. Anchors are trusted as given.
 fn chain(
     leaf: &Certificate,
     others: &[Certificate],
     anchors: &[(Certificate, String)],
     at: Duration,
-) -> std::result::Result<String, String> {
+) -> std::result::Result<Vec<String>, ChainError> {
     let mut current = leaf.clone();
     let mut path = Vec::new();
     for _ in 0..8 {
         if let Some((_, file)) = anchors.iter().find(|(a, _)| *a == current) {
             path.push(format!("{} (trusted, {file})", name_of(&current)));
-            return Ok(path.join(" <- "));
+            return Ok(path);
         }
         if let Some((a, file)) = anchors.iter().find(|(a, _)| issued_by(&current, a)) {
             path.push(name_of(&current));
             path.push(format!("{} (trusted, {file})", name_of(a)));
-            return Ok(path.join(" <- "));
+            return Ok(path);
         }
         path.push(name_of(&current));
         match others
@@ -177,21 +252,27 @@ fn chain(
         {
             Some(next) => {
                 if !is_ca(next) {
-                    return Err(format!(
-                        "the certificate {} was issued by {}, which is not a CA certificate \
-                         (no basicConstraints CA:TRUE)",
-                        name_of(&current),
-                        name_of(next)
+                    return Err(ChainError::Bad(
+                        "chain_issuer_not_ca",
+                        format!(
+                            "the certificate {} was issued by {}, which is not a CA certificate \
+                             (no basicConstraints CA:TRUE)",
+                            name_of(&current),
+                            name_of(next)
+                        ),
                     ));
                 }
                 let v = next.tbs_certificate().validity();
                 if at < unix(&v.not_before) || at > unix(&v.not_after) {
-                    return Err(format!(
-                        "the intermediate CA certificate {} was not valid when the document was \
-                         signed (valid from {} to {})",
-                        name_of(next),
-                        fmt_time(&v.not_before),
-                        fmt_time(&v.not_after)
+                    return Err(ChainError::Bad(
+                        "chain_intermediate_not_valid",
+                        format!(
+                            "the intermediate CA certificate {} was not valid when the document \
+                             was signed (valid from {} to {})",
+                            name_of(next),
+                            fmt_time(&v.not_before),
+                            fmt_time(&v.not_after)
+                        ),
                     ));
                 }
                 current = next.clone()
@@ -199,10 +280,8 @@ fn chain(
             None => break,
         }
     }
-    Err(format!(
-        "the signer's certificate was not issued by any of the trusted CAs given with --ca \
-         (issuer: {})",
-        current.tbs_certificate().issuer()
+    Err(ChainError::Untrusted(
+        current.tbs_certificate().issuer().to_string(),
     ))
 }
 
@@ -298,13 +377,8 @@ fn check_signing_cert_attr(attrs: &Attributes, cert: &Certificate) -> Result<Str
     )
 }
 
-/// Verify the first SignerInfo of `sd` over `content`, with `anchors` (certificate and the
-/// file it came from) as trust anchors.
-pub fn verify(
-    sd: &SignedData,
-    content: Content<'_>,
-    anchors: &[(Certificate, String)],
-) -> Result<Report> {
+/// Verify the first SignerInfo of `sd` over `content`, the chain as `trust` says.
+pub fn verify(sd: &SignedData, content: Content<'_>, trust: &Trust) -> Result<Report> {
     let mut r = Report::default();
     let certs: Vec<Certificate> = sd
         .certificates
@@ -330,6 +404,27 @@ pub fn verify(
     r.issuer = tbs.issuer().to_string();
     r.serial = hex::encode(tbs.serial_number().as_bytes());
     r.validity = validity_words(cert);
+    {
+        let v = tbs.validity();
+        r.not_before = rfc3339(&v.not_before);
+        r.not_after = rfc3339(&v.not_after);
+        let (nb, na, n) = (unix(&v.not_before), unix(&v.not_after), now());
+        // days left as `klyuch status` counts them: whole days, rounded up while valid
+        let day = 86_400i64;
+        let left = na.as_secs() as i64 - n.as_secs() as i64;
+        r.days_left = if left >= 0 {
+            (left + day - 1) / day
+        } else {
+            -((-left) / day)
+        };
+        r.cert_state_now = if n < nb {
+            "not_yet_valid"
+        } else if n > na {
+            "expired"
+        } else {
+            "valid"
+        };
+    }
     let digest = DigestAlg::from_oid(&si.digest_alg.oid).ok_or_else(|| {
         CliError::new(format!(
             "the digest algorithm {} is not supported",
@@ -342,6 +437,7 @@ pub fn verify(
         tbs.subject_public_key_info(),
     )?;
     r.algorithm = alg.describe();
+    r.digest = digest.name().to_string();
     let attrs = si.signed_attrs.as_ref().ok_or_else(|| {
         CliError::new(
             "the signature has no signed attributes (no messageDigest, no signing time); such \
@@ -357,8 +453,9 @@ pub fn verify(
             None => None,
         };
     r.signing_time = signing_time.as_ref().map(fmt_time);
-    let fail = |mut r: Report, why: String| {
-        r.problem = Some(why);
+    r.signing_time_rfc3339 = signing_time.as_ref().map(rfc3339);
+    let fail = |mut r: Report, code: &'static str, why: String| {
+        r.problem = Some((code, why));
         Ok(r)
     };
     // content type
@@ -367,6 +464,7 @@ pub fn verify(
     if ct != Some(sd.encap_content_info.econtent_type) {
         return fail(
             r,
+            "content_type_mismatch",
             "the contentType attribute is missing or differs from the signed content's type".into(),
         );
     }
@@ -376,6 +474,7 @@ pub fn verify(
         _ => {
             return fail(
                 r,
+                "message_digest_missing",
                 "the messageDigest attribute is missing or malformed".into(),
             );
         }
@@ -388,6 +487,7 @@ pub fn verify(
     if actual != md.as_bytes() {
         return fail(
             r,
+            "content_changed",
             format!(
                 "the content was CHANGED after signing: its {} digest differs from the one that \
                  was signed (messageDigest)",
@@ -405,6 +505,7 @@ pub fn verify(
     )? {
         return fail(
             r,
+            "signature_mismatch",
             "the signature does NOT match the signer's certificate: it was made by another key \
              (or the signed attributes were altered)"
                 .into(),
@@ -413,7 +514,7 @@ pub fn verify(
     // signing-certificate attribute
     match check_signing_cert_attr(attrs, cert) {
         Ok(words) => r.signing_cert_attr = words,
-        Err(why) => return fail(r, why),
+        Err(why) => return fail(r, "signing_certificate_mismatch", why),
     }
     // validity at signing time
     let v = tbs.validity();
@@ -424,6 +525,7 @@ pub fn verify(
     if at < unix(&v.not_before) {
         return fail(
             r,
+            "certificate_not_yet_valid",
             format!(
                 "the signer's certificate was NOT YET VALID {at_words}: it is valid from {}",
                 fmt_time(&v.not_before)
@@ -433,6 +535,7 @@ pub fn verify(
     if at > unix(&v.not_after) {
         return fail(
             r,
+            "certificate_expired",
             format!(
                 "the signer's certificate had EXPIRED {at_words}: it was valid until {}",
                 fmt_time(&v.not_after)
@@ -440,13 +543,52 @@ pub fn verify(
         );
     }
     // chain
-    if anchors.is_empty() {
-        r.chain = "NOT CHECKED: no trusted CA given (--ca CA.pem)".into();
-    } else {
-        match chain(cert, &certs, anchors, at) {
-            Ok(words) => r.chain = words,
-            Err(why) => return fail(r, why),
+    let (anchors, system) = match trust {
+        Trust::Skip => {
+            r.chain_status = ChainStatus::Skipped;
+            r.chain = "NOT CHECKED (--no-chain): the signer's certificate is not checked against \
+                       any trusted CA"
+                .into();
+            return Ok(r);
+        }
+        Trust::Anchors { certs: a, system } => (a, system),
+    };
+    match chain(cert, &certs, anchors, at) {
+        Ok(path) => {
+            r.chain = path.join(" <- ");
+            r.chain_path = path;
+            r.chain_status = ChainStatus::Valid;
+            Ok(r)
+        }
+        Err(e) => {
+            r.chain_status = ChainStatus::Invalid;
+            let (code, why) = match (e, system) {
+                (ChainError::Bad(code, why), _) => (code, why),
+                (ChainError::Untrusted(issuer), None) => (
+                    "chain_untrusted",
+                    format!(
+                        "the signer's certificate was not issued by any of the trusted CAs given \
+                         with --ca (issuer: {issuer})"
+                    ),
+                ),
+                (ChainError::Untrusted(issuer), Some(store)) if anchors.is_empty() => (
+                    "chain_no_trust_anchor",
+                    format!(
+                        "no trusted CA to check the signer's certificate against: no --ca was \
+                         given and there is no system trust store ({store}); name the CA with \
+                         --ca CA.pem, or skip the chain check with --no-chain (issuer: {issuer})"
+                    ),
+                ),
+                (ChainError::Untrusted(issuer), Some(store)) => (
+                    "chain_untrusted",
+                    format!(
+                        "the signer's certificate does not chain to any CA of the system trust \
+                         store ({store}); name its CA with --ca CA.pem, or skip the chain check \
+                         with --no-chain (issuer: {issuer})"
+                    ),
+                ),
+            };
+            fail(r, code, why)
         }
     }
-    Ok(r)
 }

@@ -258,7 +258,12 @@ pub fn write_content_info(
     }
     let mut f = std::fs::File::open(path)
         .map_err(|e| CliError::new(format!("cannot open {}: {e}", path.display())))?;
-    let copied = std::io::copy(&mut (&mut f).take(len as u64), out).map_err(io)?;
+    let pb = crate::progress::bytes(
+        len as u64,
+        format!("copying {} into the signature", path.display()),
+    );
+    let copied = std::io::copy(&mut pb.wrap_read((&mut f).take(len as u64)), out).map_err(io)?;
+    pb.finish_and_clear();
     if copied != len as u64 {
         return Err(CliError::new(format!(
             "{} changed while it was being signed (it is shorter now); nothing valid was written",
