@@ -50,8 +50,10 @@ else
   echo "==> interop: started pcscd (pid ${started_pcscd:-?})"
 fi
 
-# The card emulator and the klyuch tool are used as programs by these tests.
-cargo build --release -p klyuch -p klyuch-card-emulator -p pkcs11-module
+# The card emulator and the klyuch tool are used as programs by these tests. The whole workspace,
+# as scripts/test.sh builds it (nothing to do after its build stage): a build of only some
+# packages resolves their features alone and would rebuild, and replace, the module.
+cargo build --release --workspace --all-targets
 
 rc=0
 cargo nextest run --release -p klyuch-tests -p klyuch-card-emulator -p pcsc-backend --no-fail-fast \
