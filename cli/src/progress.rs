@@ -28,11 +28,11 @@ pub fn bytes(len: u64, msg: String) -> ProgressBar {
     // cleared when dropped unfinished (an error), so the message stands alone
     let pb = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr())
         .with_finish(ProgressFinish::AndClear);
-    let style = ProgressStyle::with_template(
-        "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ({eta} left)",
-    )
-    .unwrap_or_else(|_| ProgressStyle::default_bar())
-    .progress_chars("=> ");
+    // fits 80 columns: the message is cut to what the terminal leaves (wide_msg)
+    let style =
+        ProgressStyle::with_template("{wide_msg} [{bar:20}] {bytes}/{total_bytes} ({eta} left)")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
     pb.set_style(style);
     pb.set_message(msg);
     pb
@@ -47,7 +47,7 @@ pub fn steps(len: u64, msg: String) -> ProgressBar {
     // cleared when dropped unfinished (an error), so the message stands alone
     let pb = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr())
         .with_finish(ProgressFinish::AndClear);
-    let style = ProgressStyle::with_template("{spinner} {msg} [{bar:20}] {pos}/{len}")
+    let style = ProgressStyle::with_template("{spinner} {wide_msg} [{bar:20}] {pos}/{len}")
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> ");
     pb.set_style(style);
