@@ -242,3 +242,27 @@ fn print_json(a: &VerifyArgs, r: &Result<Report>) {
 fn display(p: &Path) -> String {
     p.display().to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The Debian bundle (ca-certificates) is read block by block; nearly all its roots parse.
+    #[test]
+    fn system_trust_store_is_read() {
+        let path = Path::new(SYSTEM_TRUST_STORE);
+        let Ok(text) = std::fs::read_to_string(path) else {
+            eprintln!("SKIPPED: no {SYSTEM_TRUST_STORE}");
+            return;
+        };
+        let blocks = text.matches("-----BEGIN CERTIFICATE-----").count();
+        let certs = system_anchors(path);
+        eprintln!("{} of {blocks} system roots parsed", certs.len());
+        assert!(
+            certs.len() * 10 >= blocks * 9,
+            "{} of {blocks}",
+            certs.len()
+        );
+        assert!(certs.iter().all(|(_, f)| f == SYSTEM_TRUST_STORE));
+    }
+}
