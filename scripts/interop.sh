@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # The test binaries of this stage (package::binary, nextest's binary IDs).
-FILTER='binary_id(klyuch-tests::nss) | binary_id(klyuch-tests::browsers) | binary_id(klyuch-tests::openssl) | binary_id(klyuch-tests::gnutls) | binary_id(klyuch-tests::p11kit) | binary_id(klyuch-tests::java) | binary_id(klyuch-tests::gost) | binary_id(klyuch-tests::pcsc) | binary_id(klyuch-tests::cli_card) | binary_id(klyuch-tests::register) | binary_id(klyuch-card-emulator::pcsc_piv) | binary_id(klyuch-card-emulator::pcsc_gost) | binary_id(pcsc-backend::pcscd)'
+FILTER='binary_id(klyuch-tests::nss) | binary_id(klyuch-tests::browsers) | binary_id(klyuch-tests::openssl) | binary_id(klyuch-tests::gnutls) | binary_id(klyuch-tests::p11kit) | binary_id(klyuch-tests::java) | binary_id(klyuch-tests::gost) | binary_id(klyuch-tests::pcsc) | binary_id(klyuch-tests::cli_card) | binary_id(klyuch-tests::register) | binary_id(klyuch-card-emulator::pcsc_piv) | binary_id(klyuch-card-emulator::pcsc_gost) | binary_id(pcsc-backend::pcscd) | (binary_id(klyuch-tests::cms) & test(emulated))'
 if [ "${1:-}" = "--filter" ]; then
   echo "$FILTER"
   exit 0
