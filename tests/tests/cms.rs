@@ -257,10 +257,18 @@ impl T {
     }
 
     fn sign(&self, id: &str, extra: &[&str]) -> String {
-        let uri = Self::key_uri(id);
-        let mut args = vec!["sign", "--key", uri.as_str(), "--pin", USER_PIN];
+        self.klyuch_ok(&Self::sign_args(&Self::key_uri(id), extra))
+    }
+
+    /// `klyuch sign` with the key `id` that must exit with `code`; its output.
+    fn sign_fails(&self, code: i32, id: &str, extra: &[&str]) -> String {
+        self.klyuch_fails(code, &Self::sign_args(&Self::key_uri(id), extra))
+    }
+
+    fn sign_args<'a>(uri: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+        let mut args = vec!["sign", "--key", uri, "--pin", USER_PIN];
         args.extend_from_slice(extra);
-        self.klyuch_ok(&args)
+        args
     }
 
     /// `openssl cms -verify` of a detached DER signature over doc.txt.
@@ -569,25 +577,13 @@ fn expired_and_not_yet_valid_certificates() {
     t.certify_dated("06", "rca", "20200101000000Z", "20210101000000Z");
     t.keygen("EC:prime256v1", "07");
     t.certify_dated("07", "rca", "20990101000000Z", "20991231000000Z");
-    let uri = T::key_uri("06");
-    let out = t.klyuch_fails(
-        1,
-        &[
-            "sign", "--key", &uri, "--pin", USER_PIN, "doc.txt", "-o", "old.sig",
-        ],
-    );
+    let out = t.sign_fails(1, "06", &["doc.txt", "-o", "old.sig"]);
     assert!(
         out.contains("has expired") && out.contains("--force"),
         "{out}"
     );
     assert!(!t.path("old.sig").exists(), "a signature was written");
-    let uri7 = T::key_uri("07");
-    let out = t.klyuch_fails(
-        1,
-        &[
-            "sign", "--key", &uri7, "--pin", USER_PIN, "doc.txt", "-o", "new.sig",
-        ],
-    );
+    let out = t.sign_fails(1, "07", &["doc.txt", "-o", "new.sig"]);
     assert!(out.contains("not valid yet"), "{out}");
     // --force signs anyway, with a warning; verification then names the problem
     let out = t.sign("06", &["--force", "doc.txt", "-o", "old.sig"]);
@@ -620,47 +616,18 @@ fn several_files_and_bad_usage() {
     }
     // the signature of one file does not fit the other
     t.klyuch_rejects("b.txt.sig", "rca.pem", "doc.txt", CHANGED);
-    let uri = T::key_uri("04");
-    let out = t.klyuch_fails(
-        2,
-        &[
-            "sign", "--key", &uri, "--pin", USER_PIN, "doc.txt", "b.txt", "-o", "x.sig",
-        ],
-    );
+    let out = t.sign_fails(2, "04", &["doc.txt", "b.txt", "-o", "x.sig"]);
     assert!(out.contains("several files"), "{out}");
-    let out = t.klyuch_fails(
-        1,
-        &[
-            "sign",
-            "--key",
-            &T::key_uri("99"),
-            "--pin",
-            USER_PIN,
-            "doc.txt",
-        ],
-    );
+    let out = t.sign_fails(1, "99", &["doc.txt"]);
     assert!(out.contains("no private key with ID 99"), "{out}");
     let out = t.klyuch_fails(2, &["sign", "--key", "token=cms", "doc.txt"]);
     assert!(out.contains("not a PKCS#11 URI"), "{out}");
     // a key without a certificate
     t.keygen("EC:prime256v1", "08");
-    let out = t.klyuch_fails(
-        1,
-        &[
-            "sign",
-            "--key",
-            &T::key_uri("08"),
-            "--pin",
-            USER_PIN,
-            "doc.txt",
-        ],
-    );
+    let out = t.sign_fails(1, "08", &["doc.txt"]);
     assert!(out.contains("no certificate with the key's ID 08"), "{out}");
     // --pss with an EC key
-    let out = t.klyuch_fails(
-        2,
-        &["sign", "--key", &uri, "--pin", USER_PIN, "--pss", "doc.txt"],
-    );
+    let out = t.sign_fails(2, "04", &["--pss", "doc.txt"]);
     assert!(out.contains("--pss is for RSA keys"), "{out}");
     // a detached signature without its content, a file that is no signature
     std::fs::rename(t.path("b.txt"), t.path("b2.txt")).unwrap();
