@@ -5,7 +5,9 @@
 #   3. generate a GOST key pair on the token (pkcs11-tool),
 #   4. get a certificate for it from a (local test) GOST CA made with OpenSSL's GOST engine,
 #   5. sign a document with the token key (pkcs11-tool, GOSTR3410-WITH-GOSTR3411-12-256),
-#   6. verify the signature with OpenSSL's GOST engine against the certificate's public key.
+#   6. verify the signature with OpenSSL's GOST engine against the certificate's public key,
+#   7. the same as the portal wants it: a detached CMS signature (klyuch sign), verified by
+#      openssl cms -engine gost and by klyuch verify; a changed document fails.
 # Every step prints the command it runs. Installs missing Debian packages, builds in release mode.
 #
 #   scripts/demo.sh [WORKDIR]     (default: a new temporary folder, kept for inspection)
@@ -56,7 +58,7 @@ run pkcs11-tool --module "$MODULE" --token-label "$LABEL" --login --pin "$PIN" \
 step "4. Get a certificate: a local GOST test CA certifies the token key"
 # The CA (a file key here; a real one is a CA's business), made with OpenSSL's GOST engine.
 run openssl req -x509 -new -engine gost -newkey gost2012_256 -pkeyopt paramset:A -nodes \
-  -keyout ca.key -subj "/O=Klyuch Demo/CN=Klyuch Demo GOST CA" -days 30 -out ca.pem
+  -keyout ca.key -subj "/O=Klyuch Demo/CN=Klyuch Demo GOST CA" -days 3650 -out ca.pem
 # The certification request is signed by the token key through PKCS#11 C_Sign: the CA sees
 # proof of possession.
 run "$KLYUCH" csr --id 01 --subject "/C=RU/O=Klyuch Demo/CN=Ivan Petrov" --pin "$PIN" \
@@ -64,7 +66,7 @@ run "$KLYUCH" csr --id 01 --subject "/C=RU/O=Klyuch Demo/CN=Ivan Petrov" --pin "
 run openssl req -engine gost -in signer.csr -verify -noout -subject
 printf 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,nonRepudiation\nextendedKeyUsage=emailProtection\n' > ee.ext
 run openssl x509 -req -engine gost -in signer.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
-  -days 30 -extfile ee.ext -out signer.pem
+  -days 365 -extfile ee.ext -out signer.pem
 run openssl verify -engine gost -CAfile ca.pem signer.pem
 run "$KLYUCH" import signer.pem --id 01 --label signer --pin "$PIN"
 run "$KLYUCH" objects --login --pin "$PIN"
@@ -88,5 +90,17 @@ if openssl dgst -engine gost -md_gost12_256 -verify signer.pub -signature docume
   exit 1
 fi
 
+step "7. The portal's format: a detached CMS (CAdES-BES) signature, checked by OpenSSL and klyuch"
+run "$KLYUCH" sign --key "pkcs11:token=$LABEL;id=%01" --pin "$PIN" document.txt -o document.txt.sig
+run openssl cms -verify -engine gost -binary -inform DER -in document.txt.sig -content document.txt \
+  -CAfile ca.pem -out /dev/null
+run "$KLYUCH" verify document.txt.sig --content document.txt --ca ca.pem
 echo
-echo "Done: the document, its signature and the certificates are in $WORK"
+echo "\$ klyuch verify document.txt.sig --content changed.txt --ca ca.pem"
+if "$KLYUCH" verify document.txt.sig --content changed.txt --ca ca.pem; then
+  echo "ERROR: a changed document verified" >&2
+  exit 1
+fi
+
+echo
+echo "Done: the document, its signatures and the certificates are in $WORK"
