@@ -246,7 +246,7 @@ pub const WARN_DAYS: i64 = 30;
 
 /// Days from `now` to `until`, rounded up (a certificate made with `-days 10` has 10 days
 /// left); zero or negative once `until` has passed (-3: expired 3 whole days ago).
-fn days_between(now: std::time::Duration, until: std::time::Duration) -> i64 {
+pub fn days_between(now: std::time::Duration, until: std::time::Duration) -> i64 {
     let secs = until.as_secs() as i64 - now.as_secs() as i64;
     -(-secs).div_euclid(86_400)
 }

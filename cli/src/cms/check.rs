@@ -5,6 +5,7 @@
 
 use super::alg::{DigestAlg, SignAlg, sign_alg_of};
 use super::*;
+use crate::describe::{WARN_DAYS, days_between};
 use crate::error::{CliError, Result};
 use cryptoki_sys::{CKR_SIGNATURE_INVALID, CKR_SIGNATURE_LEN_RANGE};
 use spki::SubjectPublicKeyInfoOwned;
@@ -135,11 +136,15 @@ pub fn validity_words(cert: &Certificate) -> String {
     if n < nb {
         format!("{from_to}: NOT YET VALID now")
     } else if n > na {
-        let days = (n - na).as_secs() / 86_400;
+        let days = -days_between(n, na);
         format!("{from_to}: EXPIRED now ({days} days ago)")
     } else {
-        let days = (na - n).as_secs() / 86_400;
-        let warn = if days < 30 { " - renew it soon" } else { "" };
+        let days = days_between(n, na);
+        let warn = if days < WARN_DAYS {
+            " - renew it soon"
+        } else {
+            ""
+        };
         format!("{from_to}: valid now, {days} days left{warn}")
     }
 }
@@ -409,14 +414,8 @@ pub fn verify(sd: &SignedData, content: Content<'_>, trust: &Trust) -> Result<Re
         r.not_before = rfc3339(&v.not_before);
         r.not_after = rfc3339(&v.not_after);
         let (nb, na, n) = (unix(&v.not_before), unix(&v.not_after), now());
-        // days left as `klyuch status` counts them: whole days, rounded up while valid
-        let day = 86_400i64;
-        let left = na.as_secs() as i64 - n.as_secs() as i64;
-        r.days_left = if left >= 0 {
-            (left + day - 1) / day
-        } else {
-            -((-left) / day)
-        };
+        // days left as `klyuch objects` and `status` count them
+        r.days_left = days_between(n, na);
         r.cert_state_now = if n < nb {
             "not_yet_valid"
         } else if n > na {
