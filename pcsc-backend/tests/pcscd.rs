@@ -557,17 +557,24 @@ fn cancel_unblocks_a_waiting_thread_within_a_second() {
     };
     let src = Arc::new(PcscSource::new(&Config::default()).unwrap());
     let s2 = src.clone();
+    // Other tests may insert or remove cards in the other readers meanwhile: those events are
+    // real and are passed over; only the end of the wait through `cancel` counts.
     let waiter = std::thread::spawn(move || {
-        let t0 = Instant::now();
-        let r = s2.wait_event(Duration::from_secs(60)).unwrap();
-        (r, t0.elapsed())
+        let mut events = 0;
+        while let Some(_slot) = s2.wait_event(Duration::from_secs(60)).unwrap() {
+            events += 1;
+        }
+        events
     });
     std::thread::sleep(Duration::from_millis(300));
     let t0 = Instant::now();
     src.cancel();
-    let (r, _) = waiter.join().unwrap();
-    assert_eq!(r, None);
+    let events = waiter.join().unwrap();
     assert!(t0.elapsed() < Duration::from_secs(1), "{:?}", t0.elapsed());
+    eprintln!(
+        "cancel ended the wait after {:?} ({events} other events passed over)",
+        t0.elapsed()
+    );
     drop(env);
 }
 

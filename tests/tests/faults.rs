@@ -315,7 +315,10 @@ fn sigkill_during_pin_changes_leaves_the_old_or_the_new_pin() {
 fn sigkill_during_wrong_pins_never_resets_the_counter() {
     let config =
         |max: usize| format!("[softtoken]\nkdf_iterations = 1000\nmax_user_pin_failures = {max}\n");
-    let mut f = Fixture::with_config(&config(1000));
+    // A limit the child never reaches by itself: 8 rounds of up to 300 ms at about 1 ms per
+    // wrong PIN on an idle machine would reach 1,000.
+    const NEVER: usize = 1_000_000;
+    let mut f = Fixture::with_config(&config(NEVER));
     let slot = f.init_token("counter");
     let mut rng = Rng(seed("sigkill_during_wrong_pins_never_resets_the_counter"));
     let mut reported = 0;
@@ -333,7 +336,7 @@ fn sigkill_during_wrong_pins_never_resets_the_counter() {
             i.user_pin_final_try() || i.user_pin_locked(),
             "round {round}: {reported} wrong PINs reported, but the token shows fewer"
         );
-        std::fs::write(f.config_path(), config(1000)).unwrap();
+        std::fs::write(f.config_path(), config(NEVER)).unwrap();
         f.reload();
         eprintln!("round {round}: killed after {delay} ms; {reported} wrong PINs so far");
     }
