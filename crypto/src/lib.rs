@@ -23,7 +23,7 @@
 //! takes 128- and 256-bit wrapping keys only (aws-lc-rs has no AES-192 KEK); GCM takes IVs of
 //! 1-256 bytes and tags of 32, 64 or 96-128 bits; GOST VKO has no `CKD_CPDIVERSIFY_KDF`.
 //!
-//! `unsafe` is allowed in `ffi.rs` only (raw `aws-lc-sys` calls: RSA keys from components and the
+//! raw code (the `unsafe_code` lint) is allowed in `ffi.rs` only (raw `aws-lc-sys` calls: RSA keys from components and the
 //! raw RSA operations, ECDSA over a raw hash of any length, AES-GCM with non-default IV/tag sizes).
 #![deny(unsafe_code)]
 
